@@ -1,0 +1,27 @@
+# tailings-parity: the two commands of README.md, and a few more.
+#   make demo   set up, then the default parity run (smoke preset on synthetic tiles)
+#   make test   set up, then the test suite
+VENV ?= $(CURDIR)/.venv
+export VENV
+TP := $(VENV)/bin/tailings-parity
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-ci doctor clean
+
+setup:
+	@bash parity/setup.sh
+
+demo: setup
+	$(TP) run
+
+doctor: setup
+	$(TP) doctor
+
+test: setup
+	$(PY) -m pytest
+
+test-ci: setup
+	$(PY) -m pytest -m ci
+
+clean:
+	rm -rf .pytest_cache build *.egg-info

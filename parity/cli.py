@@ -1,0 +1,54 @@
+"""The ``tailings-parity`` command: one dispatcher, each subcommand in its own module.
+
+Each module named in ``COMMANDS`` exposes ``add_arguments(parser)`` and ``main(args) -> int``; it is imported
+only when its subcommand runs, so ``tailings-parity doctor`` works even where TensorFlow does not.
+Exit status: 0 success, 1 the thing checked failed, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS = {
+    "doctor": ("parity.doctor", "health check of R + reticulate + rpy2 + TensorFlow"),
+    "data": ("parity.datacli", "check, compare (R vs Python) or synthesise tailings tiles"),
+    "run": ("parity.runner", "train the twins, compare them, write a report under reports/"),
+    "report": ("parity.report", "rebuild the report of a run folder without training"),
+    "compare": ("parity.regress", "compare two runs: regressions in metrics and timing"),
+    "worker": ("parity.workers", "run one worker (python | r-rpy2 | r-rscript); used by `run`"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="tailings-parity", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        # No arguments: the embedded default parity run.
+        argv = ["run"]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
