@@ -24,12 +24,18 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="tailings-parity", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tailings-parity",
+        description="Train the same Keras U-Net from Python and from R, compare them stage by stage, report.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except Exception as exc:  # one broken subcommand must not take the others (e.g. doctor) down
+            p.set_defaults(_import_error=f"{type(exc).__name__}: {exc}")
+            p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -47,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2
+    if getattr(args, "_import_error", None):
+        print(f"tailings-parity {args.command}: cannot load {args._module}: {args._import_error}\n"
+              f"fix: run `make setup` (or `bash parity/setup.sh`), then `tailings-parity doctor`", file=sys.stderr)
+        return 1
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
     except KeyboardInterrupt:

@@ -93,10 +93,12 @@ want="$extra $(cat "$ROOT/pyproject.toml" "$ROOT/parity/setup.sh" | sha256sum | 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "up to date ($want)"
 else
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  # rpy2 builds against the R found on PATH (R_HOME); 3.6 does not load on R 4.2, see R-PYTHON notes in README.
-  R_HOME="$(R RHOME)" "$VENV/bin/python" -m pip install -q -e "$ROOT[$extra,test]" \
-    || die "pip install failed (output above)"
+  log="$VENV/pip-install.log"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >"$log" 2>&1 || true
+  echo "pip install -e .[$extra,test] (log: $log)"
+  # rpy2 builds against the R found on PATH (R_HOME); 3.6 does not load on R 4.2 (README, "Versions").
+  R_HOME="$(R RHOME)" "$VENV/bin/python" -m pip install -q -e "$ROOT[$extra,test]" >>"$log" 2>&1 \
+    || { grep -v "^WARNING: Location" "$log" | tail -30 >&2; die "pip install failed (log above: $log)"; }
   echo "$want" > "$stamp"
 fi
 

@@ -1,0 +1,153 @@
+"""The U-Net of the original project, built from the config; twin of r_impl/R/unet.R.
+
+Two block layouts (config ``variant``), generalised by ``base_filters`` and ``depth``:
+- ``paper-r``: Conv2D(f, 3, same, relu, L2) twice per level; Conv2DTranspose(f, 2, strides 2, same, L2, linear);
+  Concatenate([skip, up]). With base 64 and depth 2 this is the R original (10 convolutions of 3 x 3).
+- ``paper-python``: Conv2D(f, 3, same) -> BatchNormalization -> ReLU twice per level; Concatenate([up, skip]).
+  With base 64, depth 3 and greyscale input this is the Python original.
+``batch_norm`` switches BN on or off in either layout; ``l2`` > 0 puts an L2 penalty on every convolution kernel
+except the output's. Every layer has an explicit name (FORMATS.md) and every initializer the seed
+``config seed + index of the layer in build order``, so that both languages make the same weights.
+"""
+
+from __future__ import annotations
+
+VARIANTS = ("paper-r", "paper-python")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+class _Builder:
+    """Counts layers in build order so that each gets the seed ``seed + index``."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.index = 0
+
+    def next_seed(self) -> int:
+        seed = int(self.config["seed"]) + self.index
+        self.index += 1
+        return seed
+
+    def regularizer(self):
+        import keras
+
+        l2 = float(self.config["l2"])
+        return keras.regularizers.L2(l2) if l2 > 0 else None
+
+    def conv(self, x, filters: int, name: str, activation: str | None):
+        import keras
+
+        seed = self.next_seed()
+        return keras.layers.Conv2D(
+            filters, int(self.config["kernel_size"]), padding="same", activation=activation,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            bias_initializer=keras.initializers.Zeros(),
+            kernel_regularizer=self.regularizer(), name=name)(x)
+
+    def block(self, x, filters: int, prefix: str):
+        """Two 3 x 3 convolutions, each with ReLU (after BN when batch_norm is on)."""
+        import keras
+
+        for k in (1, 2):
+            if self.config["batch_norm"]:
+                x = self.conv(x, filters, f"{prefix}_conv{k}", None)
+                self.next_seed()  # BN has no random initializer; the index still counts the layer
+                x = keras.layers.BatchNormalization(name=f"{prefix}_bn{k}")(x)
+                self.next_seed()
+                x = keras.layers.Activation("relu", name=f"{prefix}_relu{k}")(x)
+            else:
+                x = self.conv(x, filters, f"{prefix}_conv{k}", "relu")
+        return x
+
+
+def check_config(config: dict) -> None:
+    """Raise ValueError naming the key when the config cannot describe a U-Net."""
+    if config["variant"] not in VARIANTS:
+        raise ValueError(f"config variant {config['variant']!r}: expected one of {', '.join(VARIANTS)}")
+    if config["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"config optimizer {config['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}")
+    depth = int(config["depth"])
+    if depth < 1 or int(config["tile_size"]) % (2 ** depth) != 0:
+        raise ValueError(f"config tile_size {config['tile_size']} must be divisible by 2^depth = {2 ** depth}"
+                         " (depth >= 1)")
+    if int(config["input_channels"]) not in (1, 3):
+        raise ValueError(f"config input_channels {config['input_channels']}: expected 1 or 3")
+
+
+def build_unet(config: dict):
+    """Build the U-Net described by ``config`` (uncompiled ``keras.Model`` named ``unet``)."""
+    import keras
+
+    check_config(config)
+    b = _Builder(config)
+    size, depth, base = int(config["tile_size"]), int(config["depth"]), int(config["base_filters"])
+    inputs = keras.Input(shape=(size, size, int(config["input_channels"])), name="input")
+    x, skips = inputs, []
+    for level in range(1, depth + 1):
+        x = b.block(x, base * 2 ** (level - 1), f"enc{level}")
+        skips.append(x)
+        b.next_seed()
+        x = keras.layers.MaxPooling2D(pool_size=2, name=f"enc{level}_pool")(x)
+    x = b.block(x, base * 2 ** depth, "bridge")
+    for level in range(1, depth + 1):
+        filters = base * 2 ** (depth - level)
+        seed = b.next_seed()
+        up = keras.layers.Conv2DTranspose(
+            filters, 2, strides=2, padding="same", activation=None,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            bias_initializer=keras.initializers.Zeros(),
+            kernel_regularizer=b.regularizer(), name=f"dec{level}_up")(x)
+        skip = skips[depth - level]
+        b.next_seed()
+        pair = [skip, up] if config["variant"] == "paper-r" else [up, skip]
+        x = keras.layers.Concatenate(axis=-1, name=f"dec{level}_concat")(pair)
+        x = b.block(x, filters, f"dec{level}")
+    seed = b.next_seed()
+    outputs = keras.layers.Conv2D(
+        1, 1, padding="same", activation="sigmoid",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        bias_initializer=keras.initializers.Zeros(), name="output")(x)
+    return keras.Model(inputs, outputs, name="unet")
+
+
+def make_optimizer(config: dict):
+    """The optimizer named in the config, with its learning rate and Keras defaults otherwise."""
+    import keras
+
+    lr = float(config["learning_rate"])
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+            "sgd": keras.optimizers.SGD}[config["optimizer"]](learning_rate=lr)
+
+
+def compile_unet(model, config: dict):
+    """Compile with the config's optimizer and binary cross-entropy; returns the model.
+
+    No compiled metrics: the metrics are counted from predictions (metrics.py), so ``train_on_batch`` and
+    ``evaluate`` return the loss alone. ``jit_compile=False`` because "auto" lets Keras choose XLA by device,
+    and XLA fuses and reorders float operations outside op determinism: both twins must run the same graph.
+    """
+    import keras
+
+    model.compile(optimizer=make_optimizer(config), loss=keras.losses.BinaryCrossentropy(),
+                  jit_compile=False)
+    return model
+
+
+def architecture_record(model) -> dict:
+    """Layer list with normalised configs and parameter counts (architecture.json)."""
+    layers = []
+    for layer in model.layers:
+        cfg = layer.get_config()
+        keep = {k: cfg[k] for k in ("filters", "kernel_size", "strides", "padding", "activation", "pool_size",
+                                    "axis", "use_bias") if k in cfg}
+        for k, v in list(keep.items()):
+            if isinstance(v, tuple):
+                keep[k] = list(v)
+        if cfg.get("kernel_regularizer"):
+            keep["l2"] = float(cfg["kernel_regularizer"]["config"]["l2"])
+        if "batch_shape" in cfg:
+            keep["batch_shape"] = list(cfg["batch_shape"])
+        layers.append({"name": layer.name, "class_name": type(layer).__name__, "config": keep,
+                       "params": int(layer.count_params())})
+    trainable = sum(int(v.numpy().size) for v in model.trainable_weights)
+    return {"layers": layers, "total_params": int(model.count_params()), "trainable_params": trainable}
