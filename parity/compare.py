@@ -1,0 +1,694 @@
+"""Stage-by-stage comparison of worker folders: verdicts, the first divergence, and float32 ULP distances.
+
+Reads only the files of ``parity/FORMATS.md`` ("Worker output"); never a live model. The reference is the
+first worker (``python``); every other worker is compared to it, stage by stage, in the order the data flows:
+a difference in the inputs explains every later one, so the earliest differing stage is the one to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "tailings-parity/comparison"
+VERSION = 1
+
+# The order in which data flows through a worker: the first stage that differs is the first divergence.
+STAGES = ["inputs", "batch_order", "architecture", "initial_weights", "forward", "batch_losses",
+          "final_weights", "predictions", "metrics", "saved_models"]
+STAGE_TITLES = {
+    "inputs": "input data (per tile)", "batch_order": "split and batch order", "architecture": "architecture",
+    "initial_weights": "initial weights", "forward": "forward pass on the fixed batch",
+    "batch_losses": "loss of every batch", "final_weights": "final weights", "predictions": "predictions",
+    "metrics": "metrics per epoch", "saved_models": "saved models, loaded by the other language",
+}
+MODES = ("strict", "tolerance", "statistical")
+
+# Tolerance mode (GPU runs). Single-step stages use the float32 defaults of TensorFlow's
+# assertAllCloseAccordingToType and of Keras's testing.TestCase.assertAllClose (rtol = atol = 1e-6); stages
+# that accumulate many training steps use Keras's own trainer-test tolerance (1e-3). Inputs never depend on
+# the device, so they stay exact in every mode.
+DEFAULT_TOLERANCES = {
+    "inputs": (0.0, 0.0),
+    "initial_weights": (1e-6, 1e-6),
+    "forward": (1e-6, 1e-6),
+    "batch_losses": (1e-3, 1e-3),
+    "final_weights": (1e-3, 1e-3),
+    "predictions": (1e-3, 1e-3),
+    "metrics": (1e-3, 1e-3),
+    "saved_models": (1e-6, 1e-6),
+}
+# Tolerance mode: the share of validation pixels whose class may differ between two workers.
+DEFAULT_CLASS_SHARE = 1e-3
+STAT_ALPHA = 0.05
+
+# A worker that failed in a phase has not produced the stages from there on; name the stage it belongs to.
+PHASE_STAGE = {"start": "inputs", "config": "inputs", "data": "inputs", "manifest": "batch_order",
+               "build": "architecture", "compile": "architecture", "forward": "forward",
+               "train": "batch_losses", "evaluation": "predictions", "evaluate": "predictions",
+               "save": "saved_models", "done": "saved_models"}
+
+
+class CompareError(ValueError):
+    """A run or worker folder that cannot be compared (missing, unreadable), with what to do about it."""
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+def ordered_int(x: np.ndarray) -> np.ndarray:
+    """Map float32 values to int64 so that adjacent floats differ by 1 (the ULP distance is a subtraction)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+    # Negative floats count downwards from zero; -0.0 and +0.0 both land on 0.
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def max_ulp_diff(a: np.ndarray, b: np.ndarray) -> int:
+    """Largest distance between ``a`` and ``b`` in units in the last place of float32."""
+    if a.size == 0:
+        return 0
+    return int(np.max(np.abs(ordered_int(a) - ordered_int(b))))
+
+
+def array_diff(a, b) -> dict:
+    """Differences between two float arrays: bit-identical?, max abs, max ULP (float32), relative L2, count."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return {"shape_a": list(a.shape), "shape_b": list(b.shape), "identical": False,
+                "max_abs_diff": None, "max_ulp_diff": None, "rel_l2": None, "n_differ": None, "size": int(a.size)}
+    a32 = np.ascontiguousarray(a, dtype=np.float32)
+    b32 = np.ascontiguousarray(b, dtype=np.float32)
+    differ = a32.view(np.uint32) != b32.view(np.uint32)
+    both_nan = np.isnan(a32) & np.isnan(b32)
+    differ &= ~both_nan
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    delta = np.abs(a64 - b64)
+    delta[both_nan] = 0.0
+    norm = float(np.linalg.norm(a64.ravel()))
+    dist = float(np.linalg.norm((a64 - b64)[~both_nan].ravel()))
+    return {
+        "shape": list(a.shape), "size": int(a.size), "identical": not bool(differ.any()),
+        "n_differ": int(differ.sum()),
+        "max_abs_diff": float(np.nanmax(delta)) if a.size else 0.0,
+        "max_ulp_diff": max_ulp_diff(np.where(both_nan, 0, a32), np.where(both_nan, 0, b32)),
+        "rel_l2": (dist / norm) if norm > 0 else (0.0 if dist == 0 else math.inf),
+    }
+
+
+def within(diff: dict, a, b, rtol: float, atol: float) -> bool:
+    """numpy.allclose semantics (``|a - b| <= atol + rtol * |b|``) on arrays whose diff is ``diff``."""
+    if diff.get("max_abs_diff") is None:
+        return False
+    return bool(np.allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol,
+                            equal_nan=True))
+
+
+def fmt(x: float | None) -> str:
+    """Short text of a number for a summary line."""
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+class WorkerFolder:
+    """Lazy reader of one worker's output folder (FORMATS.md, "Worker output")."""
+
+    def __init__(self, path: Path | str, name: str | None = None):
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self._cache: dict = {}
+
+    def has(self, filename: str) -> bool:
+        """Whether the worker wrote ``filename``."""
+        return (self.path / filename).is_file()
+
+    def json(self, filename: str):
+        """Parsed JSON file, or None when absent."""
+        if filename not in self._cache:
+            p = self.path / filename
+            self._cache[filename] = json.loads(p.read_text()) if p.is_file() else None
+        return self._cache[filename]
+
+    def npy(self, filename: str):
+        """A .npy array, or None when absent."""
+        if filename not in self._cache:
+            p = self.path / filename
+            self._cache[filename] = np.load(p, allow_pickle=False) if p.is_file() else None
+        return self._cache[filename]
+
+    def npz(self, filename: str) -> dict | None:
+        """A .npz archive as an ordered dict of arrays (file order kept: it is the model order), or None."""
+        if filename not in self._cache:
+            p = self.path / filename
+            if p.is_file():
+                with np.load(p, allow_pickle=False) as z:
+                    self._cache[filename] = {k: z[k] for k in z.files}
+            else:
+                self._cache[filename] = None
+        return self._cache[filename]
+
+    @property
+    def status(self) -> dict:
+        """status.json, or a failure record when the spawner never wrote one."""
+        return self.json("status.json") or {"impl": self.name, "ok": False, "phase": None,
+                                            "error": f"no status.json in {self.path}"}
+
+    @property
+    def ok(self) -> bool:
+        """Whether the worker finished."""
+        return bool(self.status.get("ok"))
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+def _result(stage, verdict, summary, location=None, **details) -> dict:
+    return {"stage": stage, "title": STAGE_TITLES[stage], "verdict": verdict,
+            "ok": verdict in ("identical", "within_tolerance", "not_recorded"),
+            "location": location, "summary": summary, "details": details}
+
+
+def _missing(stage, ref: WorkerFolder, cand: WorkerFolder, filename: str) -> dict:
+    who = [w.name for w in (ref, cand) if not w.has(filename)]
+    return _result(stage, "missing", f"{filename} not written by {', '.join(who)}", location=None)
+
+
+def _tol(tolerances: dict, stage: str) -> tuple[float, float]:
+    return tuple(tolerances.get(stage, DEFAULT_TOLERANCES.get(stage, (0.0, 0.0))))
+
+
+def _array_verdict(stage, mode, tolerances, diff, a, b) -> str:
+    if diff["identical"]:
+        return "identical"
+    if mode == "tolerance" and within(diff, a, b, *_tol(tolerances, stage)):
+        return "within_tolerance"
+    return "differs"
+
+
+def _input_hint(a: np.ndarray, b: np.ndarray, what: str) -> str | None:
+    """Name the classic mistake when the candidate's array is a known transform of the reference's."""
+    if a.shape == b.shape and what == "mask" and np.array_equal(b, 1 - a):
+        return "the mask is inverted (candidate = 1 - reference)"
+    if a.ndim >= 2 and a.shape[0] == a.shape[1] and a.shape == b.shape and np.array_equal(b, np.swapaxes(a, 0, 1)):
+        return "rows and columns are swapped (an R array not permuted into NHWC?)"
+    if a.ndim == 3 and a.shape == b.shape and np.array_equal(b, a[..., ::-1]) and not np.array_equal(a, b):
+        return "the channel order is reversed (BGR vs RGB?)"
+    if a.shape == b.shape and a.size:
+        ulp = max_ulp_diff(a, b)
+        if 0 < ulp <= 2:
+            return f"values differ by at most {ulp} ULP: the same formula rounded differently (float64 cast late?)"
+    if a.shape != b.shape:
+        return f"shapes differ: {a.shape} vs {b.shape}"
+    return None
+
+
+def compare_inputs(ref, cand, mode, tolerances) -> dict:
+    """Per tile: the sha256 of the float32 image and mask as each language read them; diagnoses val tiles."""
+    ha, hb = ref.json("input_hashes.json"), cand.json("input_hashes.json")
+    if ha is None or hb is None:
+        return _missing("inputs", ref, cand, "input_hashes.json")
+    tiles = sorted(set(ha) | set(hb), key=lambda t: int(t) if str(t).lstrip("-").isdigit() else 0)
+    bad = []
+    for t in tiles:
+        for what in ("image", "mask"):
+            if (ha.get(t) or {}).get(what) != (hb.get(t) or {}).get(what):
+                bad.append((t, what))
+    details = {"tiles": len(tiles), "tiles_differ": sorted({t for t, _ in bad}, key=str),
+               "images_differ": sum(1 for _, w in bad if w == "image"),
+               "masks_differ": sum(1 for _, w in bad if w == "mask")}
+    hint = None
+    za, zb = ref.npz("inputs_val.npz"), cand.npz("inputs_val.npz")
+    if bad and za is not None and zb is not None:
+        for key, what in (("images", "image"), ("masks", "mask")):
+            if key in za and key in zb and not np.array_equal(za[key], zb[key]):
+                d = array_diff(za[key], zb[key])
+                details[f"val_{key}"] = d
+                if hint is None and za[key].shape[:1] == zb[key].shape[:1] and len(za[key]):
+                    hint = _input_hint(za[key][0], zb[key][0], what)
+                    if hint is None and za[key].shape != zb[key].shape:
+                        hint = f"shapes differ: {za[key].shape} vs {zb[key].shape}"
+    details["hint"] = hint
+    if not bad:
+        return _result("inputs", "identical", f"{len(tiles)} tiles, images and masks bit-identical", **details)
+    t, what = bad[0]
+    summary = (f"{len(details['tiles_differ'])} of {len(tiles)} tiles differ "
+               f"({details['images_differ']} images, {details['masks_differ']} masks); first: tile {t} {what}")
+    if hint:
+        summary += f"; {hint}"
+    return _result("inputs", "differs", summary, location=f"tile {t} {what}", **details)
+
+
+def compare_batch_order(ref, cand, mode, tolerances, manifest: dict | None = None) -> dict:
+    """The manifest each worker read (its hash) and the tile ids it fed, batch by batch (batch_order.json)."""
+    oa, ob = ref.json("batch_order.json"), cand.json("batch_order.json")
+    if oa is None and ob is None:
+        # Older workers do not record what they fed; say so instead of claiming a verdict.
+        return _result("batch_order", "not_recorded",
+                       "neither worker wrote batch_order.json: the batch order is checked only through the losses")
+    if oa is None or ob is None:
+        return _missing("batch_order", ref, cand, "batch_order.json")
+    details = {"manifest_sha256": {ref.name: oa.get("manifest_sha256"), cand.name: ob.get("manifest_sha256")}}
+    if manifest is not None:
+        details["manifest_sha256"]["run"] = manifest.get("manifest_sha256")
+    if oa.get("manifest_sha256") != ob.get("manifest_sha256"):
+        return _result("batch_order", "differs", "the workers read different manifests (sha256 differs)",
+                       location="manifest", **details)
+    for key in ("train", "val", "test"):
+        if key in oa and key in ob and oa[key] != ob[key]:
+            return _result("batch_order", "differs", f"the {key} split differs", location=f"split {key}", **details)
+    ba, bb = oa.get("batches", []), ob.get("batches", [])
+    for e in range(max(len(ba), len(bb))):
+        ea = ba[e] if e < len(ba) else []
+        eb = bb[e] if e < len(bb) else []
+        for i in range(max(len(ea), len(eb))):
+            xa = ea[i] if i < len(ea) else None
+            xb = eb[i] if i < len(eb) else None
+            if xa != xb:
+                return _result("batch_order", "differs",
+                               f"epoch {e + 1} batch {i + 1}: tiles {xa} vs {xb}",
+                               location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **details)
+    n = sum(len(e) for e in ba)
+    return _result("batch_order", "identical", f"same manifest and the same {n} batches in the same order",
+                   **details)
+
+
+def compare_architecture(ref, cand, mode, tolerances) -> dict:
+    """Layer list, class names, normalised layer configs and parameter counts."""
+    aa, ab = ref.json("architecture.json"), cand.json("architecture.json")
+    if aa is None or ab is None:
+        return _missing("architecture", ref, cand, "architecture.json")
+    la, lb = aa.get("layers", []), ab.get("layers", [])
+    details = {"layers": len(la), "total_params": {ref.name: aa.get("total_params"), cand.name: ab.get("total_params")},
+               "trainable_params": {ref.name: aa.get("trainable_params"), cand.name: ab.get("trainable_params")}}
+    for i in range(max(len(la), len(lb))):
+        xa = la[i] if i < len(la) else None
+        xb = lb[i] if i < len(lb) else None
+        if xa is None or xb is None:
+            present = xa or xb
+            return _result("architecture", "differs",
+                           f"layer {i + 1} ({present.get('name')}) exists only in "
+                           f"{ref.name if xa else cand.name}", location=present.get("name"), **details)
+        if xa.get("name") != xb.get("name") or xa.get("class_name") != xb.get("class_name"):
+            return _result("architecture", "differs",
+                           f"layer {i + 1}: {xa.get('name')} ({xa.get('class_name')}) vs "
+                           f"{xb.get('name')} ({xb.get('class_name')})", location=xa.get("name"), **details)
+        ca, cb = xa.get("config") or {}, xb.get("config") or {}
+        keys = [k for k in sorted(set(ca) | set(cb)) if ca.get(k, "<absent>") != cb.get(k, "<absent>")
+                or type(ca.get(k)) is not type(cb.get(k))]
+        if keys:
+            changes = "; ".join(f"{k}: {json.dumps(ca.get(k))} vs {json.dumps(cb.get(k))}" for k in keys[:4])
+            return _result("architecture", "differs", f"layer {xa['name']}: {changes}", location=xa["name"],
+                           config_keys=keys, **details)
+        if xa.get("params") != xb.get("params"):
+            return _result("architecture", "differs",
+                           f"layer {xa['name']}: {xa.get('params')} vs {xb.get('params')} parameters",
+                           location=xa["name"], **details)
+    if aa.get("total_params") != ab.get("total_params"):
+        return _result("architecture", "differs",
+                       f"total parameters {aa.get('total_params')} vs {ab.get('total_params')}", **details)
+    return _result("architecture", "identical",
+                   f"{len(la)} layers, configs identical, {aa.get('total_params')} parameters", **details)
+
+
+def compare_weights(stage, filename, ref, cand, mode, tolerances) -> dict:
+    """Every variable, in model order: bit-identity, max abs, max ULP, relative L2."""
+    wa, wb = ref.npz(filename), cand.npz(filename)
+    if wa is None or wb is None:
+        return _missing(stage, ref, cand, filename)
+    rtol, atol = _tol(tolerances, stage)
+    per_var = []
+    first = None
+    for key in list(wa) + [k for k in wb if k not in wa]:
+        if key not in wa or key not in wb:
+            row = {"variable": key, "identical": False, "verdict": "missing",
+                   "missing_in": ref.name if key not in wa else cand.name}
+        else:
+            row = {"variable": key, **array_diff(wa[key], wb[key])}
+            row["verdict"] = _array_verdict(stage, mode, tolerances, row, wa[key], wb[key])
+        per_var.append(row)
+        if first is None and row["verdict"] in ("differs", "missing"):
+            first = row
+    worst_ulp = max((r.get("max_ulp_diff") or 0 for r in per_var), default=0)
+    worst_abs = max((r.get("max_abs_diff") or 0.0 for r in per_var), default=0.0)
+    details = {"variables": per_var, "max_ulp_diff": worst_ulp, "max_abs_diff": worst_abs, "rtol": rtol, "atol": atol}
+    n_diff = sum(1 for r in per_var if not r["identical"])
+    if first is None:
+        verdict = "identical" if n_diff == 0 else "within_tolerance"
+        return _result(stage, verdict, f"{len(per_var)} variables, " +
+                       ("all bit-identical" if n_diff == 0 else
+                        f"{n_diff} differ within rtol {rtol:g} atol {atol:g} (max ulp {worst_ulp})"), **details)
+    if first["verdict"] == "missing":
+        return _result(stage, "differs", f"variable {first['variable']} missing in {first['missing_in']}",
+                       location=first["variable"], **details)
+    if first.get("max_abs_diff") is None:
+        return _result(stage, "differs", f"variable {first['variable']}: shape {first['shape_a']} vs {first['shape_b']}",
+                       location=first["variable"], **details)
+    return _result(stage, "differs",
+                   f"{n_diff} of {len(per_var)} variables differ; first {first['variable']}: max ulp "
+                   f"{first['max_ulp_diff']}, max abs {fmt(first['max_abs_diff'])}, rel L2 {fmt(first['rel_l2'])}",
+                   location=first["variable"], **details)
+
+
+def compare_forward(ref, cand, mode, tolerances) -> dict:
+    """Output of the initial model on the manifest's fixed batch."""
+    a, b = ref.npy("forward_fixed.npy"), cand.npy("forward_fixed.npy")
+    if a is None or b is None:
+        return _missing("forward", ref, cand, "forward_fixed.npy")
+    d = array_diff(a, b)
+    verdict = _array_verdict("forward", mode, tolerances, d, a, b)
+    if verdict == "identical":
+        return _result("forward", verdict, f"output {tuple(a.shape)} bit-identical", **d)
+    loc = None
+    if d["max_abs_diff"] is not None and a.ndim >= 1:
+        per_sample = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(len(a), -1).max(axis=1)
+        loc = f"sample {int(np.argmax(per_sample > 0))}"
+    summary = (f"output shape {d.get('shape_a')} vs {d.get('shape_b')}" if d["max_abs_diff"] is None else
+               f"max ulp {d['max_ulp_diff']}, max abs {fmt(d['max_abs_diff'])}, rel L2 {fmt(d['rel_l2'])}")
+    return _result("forward", verdict, summary, location=loc if verdict == "differs" else None, **d)
+
+
+def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
+    """The loss train_on_batch returned for every (epoch, batch); the first that differs."""
+    a, b = ref.npy("batch_losses.npy"), cand.npy("batch_losses.npy")
+    if a is None or b is None:
+        return _missing("batch_losses", ref, cand, "batch_losses.npy")
+    d = array_diff(a, b)
+    if d["max_abs_diff"] is None:
+        return _result("batch_losses", "differs", f"shape {d['shape_a']} vs {d['shape_b']} (epochs, batches)",
+                       location="shape", **d)
+    verdict = _array_verdict("batch_losses", mode, tolerances, d, a, b)
+    if verdict == "identical":
+        return _result("batch_losses", verdict, f"{a.size} batch losses bit-identical", **d)
+    rtol, atol = _tol(tolerances, "batch_losses")
+    if verdict == "within_tolerance":
+        return _result("batch_losses", verdict, f"max abs {fmt(d['max_abs_diff'])} within rtol {rtol:g}", **d)
+    bad = (a.view(np.uint32) != b.view(np.uint32)) if mode == "strict" else ~np.isclose(b, a, rtol=rtol, atol=atol)
+    e, i = (int(v) for v in np.argwhere(bad)[0])
+    return _result("batch_losses", "differs",
+                   f"epoch {e + 1} batch {i + 1}: {a[e, i]!r} vs {b[e, i]!r} "
+                   f"({max_ulp_diff(a[e, i:i + 1], b[e, i:i + 1])} ulp); max abs {fmt(d['max_abs_diff'])}",
+                   location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **d)
+
+
+def compare_predictions(ref, cand, mode, tolerances, tile_ids=None) -> dict:
+    """Final predicted probabilities of the val tiles, and the share of pixels whose class differs."""
+    a, b = ref.npy("predictions_val.npy"), cand.npy("predictions_val.npy")
+    if a is None or b is None:
+        return _missing("predictions", ref, cand, "predictions_val.npy")
+    d = array_diff(a, b)
+    if d["max_abs_diff"] is None:
+        return _result("predictions", "differs", f"shape {d['shape_a']} vs {d['shape_b']}", location="shape", **d)
+    cls_diff = (a > 0.5) != (b > 0.5)
+    share = float(cls_diff.mean()) if a.size else 0.0
+    per_tile = cls_diff.reshape(len(a), -1).mean(axis=1).tolist() if a.ndim >= 2 else []
+    d.update(class_differ_share=share, class_differ_per_tile=per_tile)
+    verdict = _array_verdict("predictions", mode, tolerances, d, a, b)
+    if verdict == "within_tolerance" and share > DEFAULT_CLASS_SHARE:
+        verdict = "differs"
+    summary = (f"{a.shape[0]} val tiles; max abs {fmt(d['max_abs_diff'])}, "
+               f"{share:.4%} of pixels change class")
+    loc = None
+    if verdict == "differs":
+        pix = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(len(a), -1).max(axis=1)
+        k = int(np.argmax(pix > 0))
+        loc = f"val tile {tile_ids[k] if tile_ids and k < len(tile_ids) else k}"
+    return _result("predictions", verdict, "bit-identical; " + summary if verdict == "identical" else summary,
+                   location=loc, **d)
+
+
+METRIC_KEYS = ("loss", "accuracy", "iou", "f1", "precision", "recall")
+
+
+def compare_metrics(ref, cand, mode, tolerances) -> dict:
+    """Train and validation metrics per epoch; the first (epoch, split, metric) that differs."""
+    ma, mb = ref.json("metrics.json"), cand.json("metrics.json")
+    if ma is None or mb is None:
+        return _missing("metrics", ref, cand, "metrics.json")
+    ea, eb = ma.get("epochs", []), mb.get("epochs", [])
+    rtol, atol = _tol(tolerances, "metrics")
+    worst = 0.0
+    first = None
+    if len(ea) != len(eb):
+        return _result("metrics", "differs", f"{len(ea)} vs {len(eb)} epochs", location="epochs")
+    any_diff = False
+    for xa, xb in zip(ea, eb):
+        for split in ("train", "val"):
+            for key in sorted(set(xa.get(split, {})) | set(xb.get(split, {}))):
+                va, vb = xa.get(split, {}).get(key), xb.get(split, {}).get(key)
+                if va == vb:
+                    continue
+                any_diff = True
+                if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):
+                    ok = False
+                else:
+                    worst = max(worst, abs(va - vb))
+                    ok = mode == "tolerance" and math.isclose(vb, va, rel_tol=rtol, abs_tol=atol)
+                if not ok and first is None:
+                    first = (xa.get("epoch"), split, key, va, vb)
+    details = {"epochs": len(ea), "max_abs_diff": worst}
+    if first is None:
+        return _result("metrics", "identical" if not any_diff else "within_tolerance",
+                       f"{len(ea)} epochs, train and val metrics " +
+                       ("identical" if not any_diff else f"within rtol {rtol:g} (max abs {fmt(worst)})"), **details)
+    epoch, split, key, va, vb = first
+    return _result("metrics", "differs", f"epoch {epoch} {split} {key}: {va!r} vs {vb!r}",
+                   location=f"epoch {epoch} {split} {key}", epoch=epoch, **details)
+
+
+def compare_saved_models(ref, cand, mode, tolerances) -> dict:
+    """Each saved model, loaded by each language, must predict the fixed batch like the worker that saved it.
+
+    Reads ``crossload.json`` in each worker folder: ``{"<loader>": {"ok", "error", "file"}}``, where ``file``
+    (a .npy beside it) holds the loaded model's output on the fixed batch, and ``"self"`` is the worker's own.
+    """
+    rows = []
+    for w in (ref, cand):
+        cl = w.json("crossload.json")
+        if cl is None:
+            return _missing("saved_models", ref, cand, "crossload.json")
+        own = w.npy(cl["self"]["file"]) if cl.get("self", {}).get("ok") else None
+        for loader, rec in cl.items():
+            if loader == "self":
+                continue
+            row = {"model": w.name, "loader": loader, "ok": bool(rec.get("ok")), "error": rec.get("error")}
+            if rec.get("ok") and own is not None:
+                got = w.npy(rec["file"])
+                row.update(array_diff(own, got))
+                row["verdict"] = _array_verdict("saved_models", mode, tolerances, row, own, got)
+            else:
+                row["verdict"] = "differs"
+                row["error"] = row["error"] or "the saving worker's own prediction is missing"
+            rows.append(row)
+    bad = [r for r in rows if r["verdict"] == "differs"]
+    details = {"loads": rows}
+    if not bad:
+        verdict = "identical" if all(r["verdict"] == "identical" for r in rows) else "within_tolerance"
+        return _result("saved_models", verdict, f"{len(rows)} cross-loads predict the fixed batch "
+                       + ("bit-identically" if verdict == "identical" else "within tolerance"), **details)
+    r = bad[0]
+    why = r["error"] or f"max ulp {r.get('max_ulp_diff')}, max abs {fmt(r.get('max_abs_diff'))}"
+    return _result("saved_models", "differs", f"model of {r['model']} loaded in {r['loader']}: {why}",
+                   location=f"{r['model']} in {r['loader']}", **details)
+
+
+def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", tolerances: dict | None = None,
+                 manifest: dict | None = None) -> dict:
+    """All stages for one candidate worker against the reference; names the first divergence."""
+    if mode not in MODES:
+        raise CompareError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    # Statistical mode compares distributions (compare_statistical); per pair, report like tolerance mode.
+    stage_mode = "tolerance" if mode == "statistical" else mode
+    tile_ids = (manifest or {}).get("val")
+    failed = [w for w in (ref, cand) if not w.ok]
+    stages = []
+    funcs = {
+        "inputs": lambda: compare_inputs(ref, cand, stage_mode, tolerances),
+        "batch_order": lambda: compare_batch_order(ref, cand, stage_mode, tolerances, manifest),
+        "architecture": lambda: compare_architecture(ref, cand, stage_mode, tolerances),
+        "initial_weights": lambda: compare_weights("initial_weights", "weights_initial.npz", ref, cand,
+                                                   stage_mode, tolerances),
+        "forward": lambda: compare_forward(ref, cand, stage_mode, tolerances),
+        "batch_losses": lambda: compare_batch_losses(ref, cand, stage_mode, tolerances),
+        "final_weights": lambda: compare_weights("final_weights", "weights_final.npz", ref, cand,
+                                                 stage_mode, tolerances),
+        "predictions": lambda: compare_predictions(ref, cand, stage_mode, tolerances, tile_ids),
+        "metrics": lambda: compare_metrics(ref, cand, stage_mode, tolerances),
+        "saved_models": lambda: compare_saved_models(ref, cand, stage_mode, tolerances),
+    }
+    failed_stage = None
+    for w in failed:
+        st = w.status
+        s = PHASE_STAGE.get(str(st.get("phase")), "inputs")
+        if failed_stage is None or STAGES.index(s) < STAGES.index(failed_stage[0]):
+            failed_stage = (s, w, st)
+    for stage in STAGES:
+        if failed_stage and STAGES.index(stage) >= STAGES.index(failed_stage[0]):
+            s, w, st = failed_stage
+            if stage == s:
+                stages.append(_result(stage, "failed",
+                                      f"worker {w.name} failed in phase {st.get('phase')}: "
+                                      f"{_one_line(st.get('error'))}", location=f"worker {w.name}",
+                                      returncode=st.get("returncode"), stderr_tail=st.get("stderr_tail")))
+            else:
+                stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed earlier"))
+            continue
+        try:
+            stages.append(funcs[stage]())
+        except Exception as exc:  # one unreadable file must not hide the other stages' verdicts
+            stages.append(_result(stage, "error", f"could not compare: {type(exc).__name__}: {exc}"))
+    first = next((s for s in stages if not s["ok"] and s["verdict"] != "skipped"), None)
+    return {"reference": ref.name, "candidate": cand.name, "mode": mode, "stages": stages,
+            "ok": all(s["ok"] for s in stages),
+            "first_divergence": None if first is None else {
+                "stage": first["stage"], "location": first["location"], "verdict": first["verdict"],
+                "summary": first["summary"]}}
+
+
+def _one_line(text) -> str:
+    lines = [ln.strip() for ln in str(text or "unknown error").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "unknown error"
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+def final_val(worker: WorkerFolder) -> dict | None:
+    """Final-epoch validation loss and IoU of one worker, or None."""
+    m = worker.json("metrics.json")
+    if not m or not m.get("epochs"):
+        return None
+    val = m["epochs"][-1].get("val", {})
+    return {"loss": val.get("loss"), "iou": val.get("iou")}
+
+
+def compare_statistical(groups: dict[str, list[WorkerFolder]], reference: str, alpha: float = STAT_ALPHA) -> dict:
+    """N seeds per language: final val IoU and loss, Welch's two-sample t-test against the reference at alpha.
+
+    In the spirit of MLPerf's reference convergence checks: with parity on the bits impossible, the two
+    languages must at least reach indistinguishable results over seeds. ``groups``: impl -> worker folders.
+    """
+    from scipy import stats
+
+    def values(ws, key):
+        return [v[key] for v in (final_val(w) for w in ws if w.ok) if v and v.get(key) is not None]
+
+    out = {"alpha": alpha, "reference": reference, "test": "Welch two-sample t-test (two-sided)", "tests": []}
+    ref_ws = groups.get(reference, [])
+    for impl, ws in groups.items():
+        if impl == reference:
+            continue
+        for key in ("iou", "loss"):
+            a, b = values(ref_ws, key), values(ws, key)
+            row = {"candidate": impl, "metric": f"val_{key}", "n_reference": len(a), "n_candidate": len(b),
+                   "mean_reference": float(np.mean(a)) if a else None, "mean_candidate": float(np.mean(b)) if b else None,
+                   "std_reference": float(np.std(a, ddof=1)) if len(a) > 1 else None,
+                   "std_candidate": float(np.std(b, ddof=1)) if len(b) > 1 else None,
+                   "reference_values": a, "candidate_values": b}
+            if len(a) < 2 or len(b) < 2:
+                row.update(p_value=None, ok=False, summary=f"val {key}: needs at least 2 finished seeds per language")
+            elif np.array_equal(a, b) or (np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]):
+                row.update(statistic=0.0, p_value=1.0, ok=True, summary=f"val {key}: identical values")
+            else:
+                res = stats.ttest_ind(a, b, equal_var=False)
+                p = float(res.pvalue) if np.isfinite(res.pvalue) else 0.0
+                row.update(statistic=float(res.statistic), p_value=p, ok=p >= alpha,
+                           summary=f"val {key}: mean {np.mean(a):.4f} vs {np.mean(b):.4f}, p = {p:.3g}")
+            out["tests"].append(row)
+    out["ok"] = bool(out["tests"]) and all(t["ok"] for t in out["tests"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- run level
+
+def compare_workers(workers: list[WorkerFolder], mode: str = "strict", tolerances: dict | None = None,
+                    manifest: dict | None = None, repeats: dict[str, list[WorkerFolder]] | None = None,
+                    statistical_groups: dict[str, list[WorkerFolder]] | None = None) -> dict:
+    """Compare every worker with the first (the reference); repeats of one impl are compared with its first.
+
+    Returns the ``comparison.json`` document: pairs, the overall verdict, the first divergence and a one-line
+    summary such as ``PARITY: bit-identical across python, r-rpy2, r-rscript``.
+    """
+    if not workers:
+        raise CompareError("no worker folders to compare")
+    ref = workers[0]
+    pairs = [compare_pair(ref, w, mode, tolerances, manifest) for w in workers[1:]]
+    if len(workers) == 1:
+        # A single worker: its own stages can still fail (a crashed worker); compare it with itself.
+        pairs = [compare_pair(ref, ref, mode, tolerances, manifest)]
+        pairs[0]["candidate"] = ref.name
+    repeat_pairs = []
+    for impl, ws in (repeats or {}).items():
+        for w in ws[1:]:
+            p = compare_pair(ws[0], w, "strict", tolerances, manifest)
+            p["kind"] = "repeat"
+            repeat_pairs.append(p)
+    stats_doc = compare_statistical(statistical_groups, ref.name) if statistical_groups else None
+    doc = {"schema": SCHEMA, "version": VERSION, "mode": mode, "reference": ref.name,
+           "workers": [w.name for w in workers], "stages": STAGES,
+           "tolerances": {k: list(v) for k, v in {**DEFAULT_TOLERANCES, **(tolerances or {})}.items()},
+           "pairs": pairs, "repeats": repeat_pairs, "statistical": stats_doc}
+    doc.update(verdict_of(doc))
+    return doc
+
+
+def first_divergence(pairs: list[dict]) -> dict | None:
+    """The earliest stage (then epoch/batch/layer, as each stage orders them) at which any pair diverged."""
+    found = [dict(p["first_divergence"], candidate=p["candidate"], reference=p["reference"])
+             for p in pairs if p.get("first_divergence")]
+    if not found:
+        return None
+    return min(found, key=lambda f: STAGES.index(f["stage"]))
+
+
+def verdict_of(doc: dict) -> dict:
+    """Overall ok flag, first divergence and the one-line verdict of a comparison document."""
+    names = ", ".join(doc["workers"])
+    n = len(doc["workers"])
+    mode = doc["mode"]
+    pairs = doc["pairs"]
+    first = first_divergence(pairs)
+    rep_first = first_divergence(doc.get("repeats") or [])
+    if mode == "statistical":
+        st = doc.get("statistical") or {"ok": False, "tests": []}
+        ok = bool(st.get("ok"))
+        if ok:
+            line = (f"PARITY (statistical): no difference in final val IoU or loss at alpha "
+                    f"{st.get('alpha', STAT_ALPHA)} across {names}")
+        else:
+            bad = next((t for t in st.get("tests", []) if not t["ok"]), None)
+            line = ("DIVERGED (statistical): " + (f"{bad['candidate']} {bad['summary']}" if bad else
+                                                  "no statistical test could run"))
+        return {"ok": ok, "first_divergence": first, "verdict": line}
+    if first is None and rep_first is None:
+        word = "bit-identical" if all(s["verdict"] in ("identical", "not_recorded")
+                                      for p in pairs for s in p["stages"]) else "within tolerance"
+        return {"ok": True, "first_divergence": None,
+                "verdict": f"PARITY: {word} across {names} ({mode}, {n} worker{'s' if n != 1 else ''})"}
+    if first is None:
+        first = rep_first
+        prefix = f"NOT REPRODUCIBLE: repeats of {first['reference']} differ"
+    else:
+        prefix = f"DIVERGED: {first['candidate']} vs {first['reference']}"
+    loc = f", {first['location']}" if first.get("location") else ""
+    return {"ok": False, "first_divergence": first,
+            "verdict": f"{prefix} at stage {first['stage']}{loc}: {first['summary']}"}
+
+
+def write_comparison(doc: dict, path: Path | str) -> None:
+    """Write ``comparison.json``."""
+    Path(path).write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,104 @@
+"""Fixtures of the ``pytest parity/`` suite: real runs of the real workers, made once per session.
+
+- ``smoke_run``: ``run`` of the smoke preset with python, r-rpy2 and r-rscript (the default parity run);
+- ``lr_run``: the smoke preset with a changed learning rate, python only (for ``compare``);
+- ``mistake_base``: a config, data, manifest and Python reference worker for the R mistake fixtures;
+- ``ci_run``: the ci preset on the real tiles, all three workers (tests marked ``ci`` only).
+Run folders go to a session temporary folder, never to reports/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from parity.runner import IMPLS
+
+REFERENCE = "python"
+CANDIDATES = [i for i in IMPLS if i != REFERENCE]
+
+
+def _run(config: dict, impls, reports_dir: Path) -> Path:
+    from parity.runner import Printer, run_parity
+
+    return run_parity(config, list(impls), reports_dir=reports_dir, printer=Printer(quiet=True))
+
+
+@pytest.fixture(scope="session")
+def reports_dir(tmp_path_factory) -> Path:
+    """Where this session's run folders go."""
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(reports_dir) -> Path:
+    """The default parity run (smoke preset, synthetic tiles, all three workers), once per session."""
+    from python_impl.config import load_config
+
+    return _run(load_config("smoke"), IMPLS, reports_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_comparison(smoke_run) -> dict:
+    """comparison.json of the smoke run."""
+    return json.loads((smoke_run / "comparison.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def lr_run(reports_dir) -> Path:
+    """The smoke preset with learning_rate 1e-5 (learns far less in two epochs), Python worker only."""
+    from python_impl.config import load_config
+
+    return _run(load_config("smoke", ["learning_rate=1e-5"]), ["python"], reports_dir)
+
+
+@pytest.fixture(scope="session")
+def mistake_base(tmp_path_factory) -> dict:
+    """Config, manifest and a finished Python reference worker for the mistake fixtures' config."""
+    from parity import manifest as manifest_mod
+    from parity.mistakes import load_catalog
+    from parity.runner import prepare_dataset, resolve_data_dir
+    from parity.workers import spawn_worker
+    from python_impl.config import load_config, write_config
+
+    base = tmp_path_factory.mktemp("mistakes")
+    _, overrides = load_catalog()
+    config = load_config("smoke", overrides)
+    write_config(config, base / "config.json")
+    data_dir = resolve_data_dir(config, base)
+    good, excluded, _ = prepare_dataset(config, data_dir)
+    manifest_mod.write_manifest(manifest_mod.make_manifest(config, data_dir, good, excluded), base / "manifest.json")
+    res = spawn_worker("python", base / "config.json", base / "manifest.json", base / "python",
+                       timeout_s=float(config["worker_timeout_s"]))
+    assert res.ok, f"the Python reference worker failed: {res.error}\n{res.stderr_tail}"
+    return {"dir": base, "config": config, "manifest": manifest_mod.read_manifest(base / "manifest.json")}
+
+
+@pytest.fixture(scope="session")
+def ci_run(reports_dir) -> Path:
+    """The ci preset on the real tiles, all three workers; skipped when the tiles are absent."""
+    from parity.env import default_data_dir
+    from python_impl.config import load_config
+
+    data = default_data_dir()
+    if data is None:
+        pytest.skip("real tiles not found: set TAILINGS_DATA or put them at ../shared/data/tailings")
+    config = load_config("ci")
+    config["data"] = str(data)
+    return _run(config, IMPLS, reports_dir)
+
+
+def describe_divergence(doc_or_pair: dict) -> str:
+    """A failure message that names the first divergence and lists every stage's verdict."""
+    fd = doc_or_pair.get("first_divergence")
+    head = "no divergence" if not fd else (
+        f"first divergence: stage {fd['stage']}" + (f", {fd['location']}" if fd.get("location") else "")
+        + f": {fd['summary']}")
+    pairs = doc_or_pair.get("pairs") or [doc_or_pair]
+    lines = [head]
+    for p in pairs:
+        for s in p.get("stages", []):
+            lines.append(f"  {p.get('candidate')}: {s['stage']:<16} {s['verdict']:<16} {s['summary']}")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Data parity: read every tile in Python and in R and compare the float32 numbers bit for bit.
+
+The R reader (``r_impl/R/data.R``) runs in a child process (``Rscript`` with ``parity.env.r_environment()``)
+and writes what it read to a temporary ``.npz`` through numpy (``dump_tiles``); the comparison happens here.
+Per tile the verdict is ``equal`` (same bits), ``differ`` (first differing pixel: tile, row, column, band,
+both values, and the largest absolute difference), or the error each language gave for a tile it could not
+read (``both_failed`` when both refused it, which is agreement too).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
+
+R_DUMP = """
+args <- commandArgs(trailingOnly = TRUE)
+.r_impl_dir <- args[1]
+source(file.path(args[1], "R", "config.R"))
+source(file.path(args[1], "R", "data.R"))
+config <- jsonlite::fromJSON(args[3])
+ids <- if (nzchar(args[4])) as.integer(strsplit(args[4], ",")[[1]]) else integer(0)
+started <- proc.time()[["elapsed"]]
+dump_tiles(args[2], ids, config, args[5])
+cat(sprintf("R_READ_SECONDS %.6f\\n", proc.time()[["elapsed"]] - started))
+"""
+
+
+class CompareError(RuntimeError):
+    """The R child could not be started or crashed; the message carries its exit status and stderr."""
+
+
+def run_rscript(code: str, args: list[str], timeout_s: float = 600) -> subprocess.CompletedProcess:
+    """Run R ``code`` in an Rscript child with the project's R environment; ``args`` are its trailing args.
+
+    Raises CompareError when Rscript is missing or runs past ``timeout_s``; the caller checks the exit status.
+    """
+    cmd = ["Rscript", "--vanilla", "-e", code, *[str(a) for a in args]]
+    try:
+        return subprocess.run(cmd, env=r_environment(), cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except FileNotFoundError:
+        raise CompareError("Rscript not found on PATH: install R (bash parity/setup.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise CompareError(f"the R child did not finish within {timeout_s:.0f} s") from None
+
+
+def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s: float = 600) -> dict:
+    """Read ``tile_ids`` with the R reader in an Rscript child; returns arrays, errors and timings."""
+    with tempfile.TemporaryDirectory(prefix="tp-datacompare-") as tmp:
+        cfg_path = Path(tmp) / "config.json"
+        cfg_path.write_text(json.dumps(config))
+        out = Path(tmp) / "r_tiles.npz"
+        started = time.perf_counter()
+        proc = run_rscript(R_DUMP, [R_IMPL_DIR, Path(data_dir).resolve(), cfg_path,
+                                    ",".join(str(t) for t in tile_ids), out], timeout_s)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0 or not out.is_file():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise CompareError(f"the R reader failed (exit status {proc.returncode}):\n{tail}")
+        side = json.loads(Path(str(out) + ".json").read_text())
+        with np.load(out) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    read_seconds = next((float(line.split()[1]) for line in proc.stdout.splitlines()
+                         if line.startswith("R_READ_SECONDS")), None)
+    # jsonlite writes an empty named list as [], not {}.
+    errors = side.get("errors") or {}
+    return {"arrays": arrays, "errors": {int(k): v for k, v in dict(errors).items()},
+            "read_seconds": read_seconds, "wall_seconds": wall}
+
+
+def first_difference(a: np.ndarray, b: np.ndarray) -> dict | None:
+    """Where two float32 arrays first differ in bits (C order): index, both values, largest |a - b|; None if equal."""
+    if a.shape != b.shape:
+        return {"shape_python": list(a.shape), "shape_r": list(b.shape)}
+    differ = a.view(np.uint32) != b.view(np.uint32)
+    if not differ.any():
+        return None
+    index = [int(i) for i in np.argwhere(differ)[0]]
+    with np.errstate(invalid="ignore"):
+        max_abs = float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return {"index": index, "python": float(a[tuple(index)]), "r": float(b[tuple(index)]),
+            "max_abs_diff": max_abs, "pixels_differing": int(differ.sum())}
+
+
+def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, input_channels: int = 3,
+                     tile_ids: list[int] | None = None) -> dict:
+    """Read every tile of ``data_dir`` in ``encoding`` (or only ``tile_ids``) in both languages and compare them
+    tile by tile."""
+    from python_impl.data import DataError, list_tiles, read_tile
+
+    config = {"encoding": encoding, "tile_size": int(tile_size), "input_channels": int(input_channels)}
+    ids = list_tiles(data_dir, encoding) if tile_ids is None else [int(t) for t in tile_ids]
+    python, py_errors = {}, {}
+    started = time.perf_counter()
+    for tile_id in ids:
+        try:
+            python[tile_id] = read_tile(data_dir, tile_id, config)
+        except DataError as exc:
+            py_errors[tile_id] = str(exc)
+    py_seconds = time.perf_counter() - started
+    r = read_in_r(data_dir, ids, config)
+    tiles = []
+    for tile_id in ids:
+        row = {"tile": tile_id}
+        if tile_id in py_errors or tile_id in r["errors"]:
+            row["python_error"] = py_errors.get(tile_id)
+            row["r_error"] = r["errors"].get(tile_id)
+            row["status"] = ("both_failed" if tile_id in py_errors and tile_id in r["errors"]
+                             else "python_failed" if tile_id in py_errors else "r_failed")
+            tiles.append(row)
+            continue
+        image, mask = python[tile_id]
+        r_image, r_mask = r["arrays"][f"image_{tile_id}"], r["arrays"][f"mask_{tile_id}"]
+        diff_image, diff_mask = first_difference(image, r_image), first_difference(mask, r_mask)
+        row["status"] = "equal" if diff_image is None and diff_mask is None else "differ"
+        if diff_image:
+            d = dict(diff_image)
+            if "index" in d:
+                d["row"], d["col"], d["band"] = d.pop("index")
+            row["image"] = d
+        if diff_mask:
+            d = dict(diff_mask)
+            if "index" in d:
+                d["row"], d["col"] = d.pop("index")
+            row["mask"] = d
+        tiles.append(row)
+    counts = {}
+    for row in tiles:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {"encoding": encoding, "data_dir": str(Path(data_dir).resolve()), "config": config, "tiles": tiles,
+            "counts": counts, "python_read_seconds": round(py_seconds, 3),
+            "r_read_seconds": r["read_seconds"], "r_process_seconds": round(r["wall_seconds"], 3)}
+
+
+def compare_dataset(data_dir: Path | str, encoding: str = "both", tile_size: int = 0,
+                    input_channels: int = 3) -> list[dict]:
+    """compare_encoding for ``encoding`` or, with "both", for every encoding present in ``data_dir``."""
+    from python_impl.data import ENCODINGS, list_tiles
+
+    encodings = [e for e in ENCODINGS if list_tiles(data_dir, e)] if encoding == "both" else [encoding]
+    return [compare_encoding(data_dir, e, tile_size, input_channels) for e in encodings]
+
+
+def parity_ok(report: list[dict]) -> bool:
+    """True when every tile is bit-identical, or refused by both languages."""
+    return all(row["status"] in ("equal", "both_failed") for enc in report for row in enc["tiles"])
+
+
+def format_report(report: list[dict]) -> str:
+    """Human-readable lines: one per tile that is not equal, and a summary per encoding."""
+    lines = []
+    for enc in report:
+        for row in enc["tiles"]:
+            status = row["status"]
+            if status == "equal":
+                lines.append(f"{enc['encoding']:<7} tile {row['tile']:>4} equal (bit for bit)")
+            elif status == "differ":
+                for what in ("image", "mask"):
+                    d = row.get(what)
+                    if not d:
+                        continue
+                    if "shape_python" in d:
+                        lines.append(f"{enc['encoding']:<7} tile {row['tile']:>4} DIFFER {what}: shape "
+                                     f"{d['shape_python']} in Python, {d['shape_r']} in R")
+                    else:
+                        where = f"row {d['row']}, col {d['col']}" + (f", band {d['band']}" if "band" in d else "")
+                        lines.append(f"{enc['encoding']:<7} tile {row['tile']:>4} DIFFER {what} first at {where}: "
+                                     f"Python {d['python']!r}, R {d['r']!r}; max |diff| {d['max_abs_diff']:.3g} "
+                                     f"over {d['pixels_differing']} values")
+            else:
+                lines.append(f"{enc['encoding']:<7} tile {row['tile']:>4} {status.upper()}: Python: "
+                             f"{row['python_error']} | R: {row['r_error']}")
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(enc["counts"].items()))
+        lines.append(f"{enc['encoding']}: {len(enc['tiles'])} tiles: {counts}; read time Python "
+                     f"{enc['python_read_seconds']:.2f} s, R {enc['r_read_seconds'] or float('nan'):.2f} s "
+                     f"(R process {enc['r_process_seconds']:.2f} s)")
+    return "\n".join(lines)

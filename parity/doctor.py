@@ -1,0 +1,822 @@
+"""``tailings-parity doctor``: the health check of R + reticulate + rpy2 + TensorFlow, seen from Python.
+
+Three probes run side by side, each in its own child process with a time limit, and report as JSON:
+
+* ``python``     the project's Python: TensorFlow, Keras, devices, the smoke fit (doctor_probes/python_side.py);
+* ``r-host``     Rscript runs doctor_probes/probe.R: R, reticulate, the Python it picks, NumPy round trip,
+                 TensorFlow, devices, the smoke fit;
+* ``r-embedded`` a Python child starts R through rpy2 and sources the same probe.R (doctor_probes/embedded.py).
+
+Each check reads what the probes saw and says ok / warn / fail / skip, what it saw, and the fix. A probe that
+segfaults, aborts or hangs becomes a failed check with the last lines of its stderr; the doctor carries on.
+
+    tailings-parity doctor                   # table (colour on a terminal)
+    tailings-parity doctor --json            # one entry per check: name, status, seen, fix
+    tailings-parity doctor --only r,rpy2     # a subset (the probes that subset needs, nothing else)
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from parity.env import PROJECT_ROOT, project_r_lib, r_environment
+
+STATUS_ORDER = {"ok": 0, "warn": 1, "skip": 2, "fail": 3}
+SIDE_LABEL = {"python": "Python", "r-host": "R host", "r-embedded": "R embedded"}
+# reticulate versions (its NEWS.md): 1.31 fixed the segfault of long rpy2 sessions (#1236), 1.38 NumPy 2 (#1621).
+RETICULATE_EMBEDDED_MIN = "1.31"
+RETICULATE_NUMPY2_MIN = "1.38"
+DEFAULT_TIMEOUT = 240.0
+
+# check name -> (what it checks, {probe: [sections it reads]}), in the order of the table.
+CHECKS: dict[str, tuple[str, dict[str, list[str]]]] = {
+    "r": ("R found: which R, R_HOME, version", {"r-host": ["r"]}),
+    "rpy2": ("rpy2 imports and starts R; rpy2 and R fit", {"r-embedded": ["rpy2"]}),
+    "reticulate": ("reticulate installed, new enough for rpy2 and NumPy 2", {"r-host": ["reticulate"]}),
+    "embedded-python": ("embedded: reticulate attaches to the host Python", {"r-embedded": ["python"]}),
+    "host-python": ("R as host: the Python reticulate picks", {"r-host": ["python"]}),
+    "tensorflow": ("TensorFlow imports from R, same version as Python",
+                   {"python": ["tensorflow"], "r-host": ["tensorflow"], "r-embedded": ["tensorflow"]}),
+    "keras": ("Keras 3 (not legacy tf_keras), backend, same version",
+              {"python": ["tensorflow"], "r-host": ["tensorflow"], "r-embedded": ["tensorflow"]}),
+    "numpy": ("R array -> NumPy -> R, every element in place", {"r-host": ["numpy"], "r-embedded": ["numpy"]}),
+    "devices": ("CPUs and GPUs seen from Python and from R",
+                {"python": ["devices"], "r-host": ["devices"], "r-embedded": ["devices"]}),
+    "smoke-fit": ("a tiny model fitted from R: finite loss", {"r-host": ["fit"], "r-embedded": ["fit"]}),
+    "determinism": ("same seed: R and Python weights bit-identical",
+                    {"python": ["fit"], "r-host": ["fit"], "r-embedded": ["fit"]}),
+    "r-packages": ("R packages keras3, keras, tensorflow (information)", {"r-host": ["packages"]}),
+}
+# Sections a section needs, per probe kind (the probes skip a section whose prerequisites did not pass).
+PREREQUISITES = {
+    "python": {"devices": ["tensorflow"], "fit": ["tensorflow"]},
+    "r": {"numpy": ["python"], "tensorflow": ["python"], "devices": ["python", "tensorflow"],
+          "fit": ["python", "tensorflow"]},
+}
+R_SECTION_ORDER = ["r", "packages", "reticulate", "python", "numpy", "tensorflow", "devices", "fit"]
+PY_SECTION_ORDER = ["tensorflow", "devices", "fit"]
+
+
+@dataclass
+class CheckResult:
+    """One row of the report."""
+
+    name: str
+    status: str  # ok | warn | fail | skip
+    seen: str
+    fix: str = ""
+
+
+@dataclass
+class ProbeRun:
+    """What one probe child left behind: its sections, where it stopped, how it ended."""
+
+    name: str
+    wanted: list[str]
+    sections: dict = field(default_factory=dict)
+    running: str | None = None
+    started: bool = True
+    not_started: str = ""
+    returncode: int | None = None
+    timed_out: bool = False
+    timeout: float = 0.0
+    stderr_tail: str = ""
+    elapsed_s: float = 0.0
+
+    def ended_badly(self) -> bool:
+        """True when the child crashed, was killed or timed out."""
+        return self.timed_out or (self.returncode not in (0, None))
+
+    def how_it_ended(self) -> str:
+        """A phrase for the report: 'timed out after 240 s', 'died with signal 11 (SIGSEGV)', 'exited 1'."""
+        if self.timed_out:
+            return f"timed out after {self.timeout:g} s and was killed"
+        rc = self.returncode
+        if rc is not None and rc < 0:
+            try:
+                sig = signal.Signals(-rc).name
+            except ValueError:
+                sig = "?"
+            return f"died with signal {-rc} ({sig})"
+        return f"exited with status {rc}"
+
+    def outcome(self, section: str) -> tuple[str, object]:
+        """('data', dict) | ('error', message) | ('skip', reason) for one section of this probe."""
+        label = SIDE_LABEL.get(self.name, self.name)
+        if not self.started:
+            return "skip", f"{label} probe not run: {self.not_started}"
+        if section in self.sections:
+            value = self.sections[section]
+            if value.get("skipped"):
+                return "skip", f"{label}: {section} {value['skipped']}"
+            if value.get("error"):
+                # reticulate appends this hint to every Python error; it says nothing here.
+                message = value["error"].replace("Run `reticulate::py_last_error()` for details.", "").strip()
+                return "error", f"{label}: {message}"
+            return "data", value
+        first_missing = next((s for s in self.wanted if s not in self.sections), None)
+        if self.running == section or (self.running is None and section == first_missing and self.ended_badly()):
+            tail = f"; last stderr lines:\n{self.stderr_tail}" if self.stderr_tail else ""
+            return "error", f"{label} probe {self.how_it_ended()} in section '{section}'{tail}"
+        if self.ended_badly():
+            where = f" in section '{self.running or first_missing}'"
+            return "skip", f"{label} probe {self.how_it_ended()}{where} before reaching '{section}'"
+        return "error", f"{label} probe ended ({self.how_it_ended()}) without reporting '{section}'"
+
+
+@dataclass
+class Context:
+    """Everything the checks compare against: the expected Python, R, environment, and the probe results."""
+
+    python: str
+    python_prefix: str
+    python_explicit: bool
+    env: dict
+    rscript: str | None
+    r_home_arg: str | None
+    numpy_version: str
+    probes: dict = field(default_factory=dict)
+    r_home_guess: str | None = None  # filled on first use: asking `R RHOME` costs a process
+
+
+# --- known messages -> fixes ---------------------------------------------------------------------------------
+
+def _known_problems(ctx: Context) -> list[tuple[str, str]]:
+    """(regex, fix) for the messages recorded in R-PYTHON-TENSORFLOW.md and a few more seen here."""
+    py = ctx.python
+    rpy2_reinstall = (f"{py} -m pip uninstall -y rpy2 rpy2-rinterface rpy2-robjects && "
+                      f"R_HOME=$(R RHOME) {py} -m pip install 'rpy2>=3.5.17,<3.6'")
+    rlib = project_r_lib()
+    return [
+        (r"undefined symbol: R_ParentEnv|symbol 'R_getVar' not found",
+         "rpy2 >= 3.6 needs R >= 4.3 (R_getVar, R_ParentEnv are R 4.3 API); with R 4.2 use rpy2 3.5.x: "
+         + rpy2_reinstall),
+        (r"cannot import name 'SexpVectorCCompatibleAbstract'",
+         "rpy2, rpy2-rinterface and rpy2-robjects of different versions are mixed; remove all three, then "
+         "install one: " + rpy2_reinstall),
+        (r"rpy2 in API mode cannot be built without R",
+         "install R first (apt-get install -y --no-install-recommends r-base-core r-base-dev), then "
+         f"R_HOME=$(R RHOME) {py} -m pip install 'rpy2>=3.5.17,<3.6'"),
+        (r"No module named 'rpy2'",
+         f"R_HOME=$(R RHOME) {py} -m pip install 'rpy2>=3.5.17,<3.6' (or: bash parity/setup.sh)"),
+        (r"Required version of NumPy not available",
+         f"this reticulate predates NumPy 2 (needs >= {RETICULATE_NUMPY2_MIN}): bash parity/setup.sh builds "
+         f"reticulate 1.41 into {rlib}, and {rlib} must come first on the R library path (R_LIBS={rlib}:...)"),
+        (r"PyThreadState_Get: the function must be called with the GIL held",
+         f"reticulate too old to run embedded under rpy2 (R's GC finalises Python objects without the GIL): "
+         f"use reticulate >= 1.41 from {rlib} (bash parity/setup.sh) and put {rlib} first on R_LIBS"),
+        (r"too old to run embedded under rpy2",
+         f"use reticulate >= 1.41 from {rlib} (bash parity/setup.sh) and put {rlib} first on R_LIBS"),
+        (r"attempt to apply non-function",
+         "a Python object imported with convert = FALSE is not an R function: call it with "
+         "reticulate::py_call(layer, x), or import it with convert = TRUE"),
+        (r"Unable to determine R library path|unable to open the base package|cannot find system Renviron"
+         r"|R_HOME.*(does not|doesn't) exist",
+         f"R_HOME ({ctx.env.get('R_HOME', 'unset')}) does not point at an R installation: unset R_HOME, "
+         f"or export R_HOME={_r_home_guess(ctx) or '$(R RHOME)'}"),
+        (r"R_HOME cannot be None|[Uu]nable to determine R home|R_HOME (is )?not (defined|set)",
+         "rpy2 found no R: install R (apt-get install -y --no-install-recommends r-base-core r-base-dev) or "
+         "export R_HOME=<the output of `R RHOME`>"),
+        (r"there is no package called .jsonlite.",
+         "apt-get install -y --no-install-recommends r-cran-jsonlite (or: bash parity/setup.sh)"),
+        (r"there is no package called .reticulate.",
+         f"bash parity/setup.sh (it builds reticulate >= 1.41 into {rlib}); R must see {rlib} on R_LIBS"),
+        (r"No module named 'tensorflow'|No module named 'keras'",
+         f"the Python that R uses has no TensorFlow/Keras: point reticulate at the project's venv "
+         f"(unset RETICULATE_PYTHON, or export RETICULATE_PYTHON={py}), or install them there "
+         f"(<that python> -m pip install 'tensorflow-cpu>=2.18,<2.22')"),
+        (r"Keras cannot be imported|tf_keras",
+         "unset TF_USE_LEGACY_KERAS: the project uses Keras 3 (`import keras`), not legacy tf_keras"),
+        (r"libpython|shared librar",
+         "reticulate needs a Python built with a shared libpython: make the venv from such a Python "
+         "(Debian's python3, or pyenv with PYTHON_CONFIGURE_OPTS=--enable-shared), then bash parity/setup.sh"),
+    ]
+
+
+def diagnose(text: str, ctx: Context) -> str | None:
+    """The fix for the first known message found in ``text``, or None."""
+    for pattern, fix in _known_problems(ctx):
+        if re.search(pattern, text or ""):
+            return fix
+    return None
+
+
+def _r_home_guess(ctx: Context) -> str | None:
+    """R_HOME of the R on PATH (what `R RHOME` prints), asked without the R_HOME under suspicion."""
+    if ctx.r_home_guess is not None:
+        return ctx.r_home_guess or None
+    ctx.r_home_guess = ""
+    r = shutil.which("R", path=ctx.env.get("PATH"))
+    if not r:
+        return None
+    env = {k: v for k, v in ctx.env.items() if k != "R_HOME"}
+    try:
+        out = subprocess.run([r, "RHOME"], env=env, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    ctx.r_home_guess = out.stdout.strip()
+    return ctx.r_home_guess or None
+
+
+def is_r_home(path: str) -> bool:
+    """True when ``path`` looks like an R installation (bin/R and the base package)."""
+    p = Path(path)
+    return (p / "bin" / "R").exists() and (p / "library" / "base").is_dir()
+
+
+# --- running the probes ----------------------------------------------------------------------------------------
+
+def _tail(text: str, lines: int = 12) -> str:
+    """The last non-empty lines of a child's output."""
+    kept = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int | None, bool, str, float]:
+    """Run ``cmd`` in its own process group; kill the group at ``timeout``. (returncode, timed_out, stderr, s)."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        # The whole group: Rscript and the Python it loaded, or TensorFlow's threads, must not outlive us.
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        timed_out = True
+    return proc.returncode, timed_out, err, time.monotonic() - t0
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _with_prerequisites(sections: set[str], kind: str, order: list[str]) -> list[str]:
+    wanted = set(sections)
+    for s in sections:
+        wanted.update(PREREQUISITES[kind].get(s, []))
+    return [s for s in order if s in wanted]
+
+
+def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -> dict[str, ProbeRun]:
+    """Run the probes the selected checks need, side by side, each with ``timeout`` seconds."""
+    needed: dict[str, set[str]] = {}
+    for name in checks:
+        for probe, sections in CHECKS[name][1].items():
+            needed.setdefault(probe, set()).update(sections)
+
+    jobs = {}
+    if "python" in needed:
+        wanted = _with_prerequisites(needed["python"], "python", PY_SECTION_ORDER)
+        env = dict(ctx.env, TP_DOCTOR_OUT=str(workdir / "python.json"), TP_DOCTOR_SECTIONS=",".join(wanted),
+                   TP_DOCTOR_WEIGHTS=str(workdir / "python-weights.npz"))
+        jobs["python"] = (ProbeRun("python", wanted), [sys.executable, "-m", "parity.doctor_probes.python_side"],
+                          env, [workdir / "python.json"])
+    if "r-host" in needed:
+        wanted = _with_prerequisites(needed["r-host"], "r", R_SECTION_ORDER)
+        env = dict(ctx.env, TP_DOCTOR_MODE="host", TP_DOCTOR_OUT=str(workdir / "r-host.json"),
+                   TP_DOCTOR_SECTIONS=",".join(wanted), TP_DOCTOR_WEIGHTS=str(workdir / "r-host-weights.npz"))
+        run = ProbeRun("r-host", wanted)
+        if not ctx.rscript:
+            run.started, run.not_started = False, "no Rscript found (R is not installed or not on PATH)"
+        jobs["r-host"] = (run, [ctx.rscript or "Rscript", str(Path(__file__).parent / "doctor_probes" / "probe.R")],
+                          env, [workdir / "r-host.json"])
+    if "r-embedded" in needed:
+        r_wanted = _with_prerequisites(needed["r-embedded"] - {"rpy2"}, "r", R_SECTION_ORDER)
+        env = dict(ctx.env, TP_DOCTOR_MODE="embedded", TP_DOCTOR_OUT=str(workdir / "r-embedded.json"),
+                   TP_DOCTOR_OUT_RPY2=str(workdir / "rpy2.json"), TP_DOCTOR_SECTIONS=",".join(r_wanted),
+                   TP_DOCTOR_WEIGHTS=str(workdir / "r-embedded-weights.npz"),
+                   TP_DOCTOR_RETICULATE_EMBEDDED_MIN=RETICULATE_EMBEDDED_MIN)
+        jobs["r-embedded"] = (ProbeRun("r-embedded", ["rpy2", *r_wanted]),
+                              [sys.executable, "-m", "parity.doctor_probes.embedded"], env,
+                              [workdir / "rpy2.json", workdir / "r-embedded.json"])
+
+    def one(name: str) -> ProbeRun:
+        run, cmd, env, outputs = jobs[name]
+        run.timeout = timeout
+        if not run.started:
+            return run
+        try:
+            run.returncode, run.timed_out, err, run.elapsed_s = _run_child(cmd, env, timeout)
+        except OSError as exc:
+            run.started, run.not_started = False, f"could not start {cmd[0]}: {exc}"
+            return run
+        run.stderr_tail = _tail(err)
+        for path in outputs:
+            data = _read_json(path)
+            run.sections.update(data.get("sections", {}))
+            run.running = run.running or data.get("running")
+        rpy2 = run.sections.get("rpy2")
+        if name == "r-embedded" and rpy2 is not None and not rpy2.get("ok"):
+            for s in run.wanted[1:]:
+                run.sections.setdefault(s, {"ok": False, "skipped": "needs rpy2, which did not pass"})
+        return run
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        futures = {name: pool.submit(one, name) for name in jobs}
+        return {name: f.result() for name, f in futures.items()}
+
+
+# --- the checks ------------------------------------------------------------------------------------------------
+
+def _worst(statuses: list[str]) -> str:
+    return max(statuses, key=STATUS_ORDER.__getitem__) if statuses else "skip"
+
+
+def _sides(ctx: Context, check: str, section: str, describe, default_fix) -> tuple[list, dict]:
+    """Per-side (status, seen, fix) of one section, and the data of the sides that reported."""
+    rows, datas = [], {}
+    for probe in CHECKS[check][1]:
+        if probe not in ctx.probes:
+            continue
+        kind, value = ctx.probes[probe].outcome(section)
+        if kind == "data":
+            datas[probe] = value
+            rows.append(describe(probe, value))
+        elif kind == "skip":
+            rows.append(("skip", value, ""))
+        else:
+            rows.append(("fail", value, diagnose(value, ctx) or default_fix(probe, value)))
+    return rows, datas
+
+
+def _combine(name: str, rows: list[tuple[str, str, str]]) -> CheckResult:
+    status = _worst([r[0] for r in rows])
+    seen = "; ".join(r[1] for r in rows if r[1])
+    fixes = []
+    for st, _, fix in rows:
+        if fix and st != "ok" and fix not in fixes:
+            fixes.append(fix)
+    return CheckResult(name, status, seen, " | ".join(fixes))
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v or "")[:3])
+
+
+def check_r(ctx: Context) -> CheckResult:
+    """Which R, its R_HOME, its version."""
+    rows = []
+    r_home_env = ctx.env.get("R_HOME")
+    if r_home_env and not is_r_home(r_home_env):
+        guess = _r_home_guess(ctx)
+        source = "--r-home" if ctx.r_home_arg else "the environment"
+        rows.append(("fail", f"R_HOME={r_home_env} (from {source}) is not an R installation (no bin/R and "
+                             f"library/base there); rpy2 starts R from R_HOME",
+                     f"unset R_HOME, or export R_HOME={guess or '$(R RHOME)'}"
+                     + (f" / --r-home {guess}" if ctx.r_home_arg and guess else "")))
+    if not ctx.rscript and ctx.r_home_arg:
+        rows.append(("fail", f"--r-home {ctx.r_home_arg}: no bin/Rscript there",
+                     f"--r-home {_r_home_guess(ctx) or '<the output of `R RHOME`>'}, or leave --r-home out"))
+        return _combine("r", rows)
+    if not ctx.rscript:
+        rows.append(("fail", "no R found: neither R nor Rscript is on PATH",
+                     "apt-get install -y --no-install-recommends r-base-core r-base-dev, then bash parity/setup.sh"))
+        return _combine("r", rows)
+
+    def describe(probe, d):
+        status = "ok" if _version_tuple(d.get("version_number", "")) >= (4, 2) else "warn"
+        fix = "" if status == "ok" else "R >= 4.2 is what this project is tested with (Debian 12's r-base-core)"
+        return status, f"{d.get('version')} at {ctx.rscript}, R_HOME {d.get('r_home')}", fix
+
+    more, _ = _sides(ctx, "r", "r", describe,
+                     lambda p, m: f"run `{ctx.rscript} -e 'R.version.string'` to see why R does not start")
+    return _combine("r", rows + more)
+
+
+def check_rpy2(ctx: Context) -> CheckResult:
+    """rpy2 imports and starts R in this process; rpy2 >= 3.6 needs R >= 4.3."""
+    def describe(probe, d):
+        rpy2_v, r_v = _version_tuple(d.get("version", "")), _version_tuple(d.get("r_version_number", ""))
+        seen = f"rpy2 {d.get('version')} starts {d.get('r_version')} in-process (R_HOME {d.get('r_home')})"
+        if rpy2_v >= (3, 6) and r_v < (4, 3):
+            return "fail", seen + ": rpy2 3.6 does not fit R < 4.3", diagnose("R_getVar not found", ctx)
+        if rpy2_v < (3, 5):
+            return "warn", seen + ": older than the tested 3.5.17", diagnose("R_getVar not found", ctx)
+        return "ok", seen, ""
+
+    rows, _ = _sides(ctx, "rpy2", "rpy2", describe,
+                     lambda p, m: f"R_HOME=$(R RHOME) {ctx.python} -m pip install --force-reinstall "
+                                  f"'rpy2>=3.5.17,<3.6'")
+    return _combine("rpy2", rows)
+
+
+def check_reticulate(ctx: Context) -> CheckResult:
+    """reticulate's version on the R library path, and whether an older copy shadows a newer one."""
+    rlib = project_r_lib()
+
+    def describe(probe, d):
+        version, lib = d.get("version", ""), d.get("lib", "")
+        copies = d.get("copies") or []
+        seen = f"reticulate {version} from {lib}"
+        if len(copies) > 1:
+            seen += " (also: " + ", ".join(f"{c['version']} in {c['lib']}" for c in copies[1:]) + ")"
+        v = _version_tuple(version)
+        newer = [c for c in copies[1:] if _version_tuple(c["version"]) >= (1, 41)]
+        if newer:
+            fix = (f"reticulate {version} in {lib} is found before {newer[0]['version']} in {newer[0]['lib']}: "
+                   f"put {newer[0]['lib']} first (R_LIBS={newer[0]['lib']}:...) or remove the old copy "
+                   f"(R CMD REMOVE -l {lib} reticulate; Debian's: apt-get remove r-cran-reticulate)")
+        else:
+            fix = f"bash parity/setup.sh (builds reticulate >= 1.41 into {rlib}; {rlib} first on R_LIBS)"
+        problems = []
+        if v < _version_tuple(RETICULATE_EMBEDDED_MIN):
+            problems.append("too old to run embedded under rpy2 (Fatal Python error: PyThreadState_Get: the "
+                            "function must be called with the GIL held)")
+        if v < _version_tuple(RETICULATE_NUMPY2_MIN) and _version_tuple(ctx.numpy_version) >= (2,):
+            problems.append(f"too old for NumPy {ctx.numpy_version} (Required version of NumPy not available)")
+        if problems:
+            return "fail", seen + ": " + "; ".join(problems), fix
+        if v < (1, 41):
+            return "warn", seen + ": older than 1.41, the version tested here", fix
+        return "ok", seen + f"; fits rpy2 (>= {RETICULATE_EMBEDDED_MIN}) and NumPy 2 (>= {RETICULATE_NUMPY2_MIN})", ""
+
+    rows, _ = _sides(ctx, "reticulate", "reticulate", describe,
+                     lambda p, m: f"bash parity/setup.sh (builds reticulate >= 1.41 into {rlib})")
+    return _combine("reticulate", rows)
+
+
+def check_embedded_python(ctx: Context) -> CheckResult:
+    """Embedded under rpy2, reticulate must use the host process's Python, not start or load another."""
+    run = ctx.probes.get("r-embedded")
+    host = (run.sections.get("rpy2") or {}) if run else {}
+
+    def describe(probe, d):
+        same_pid = d.get("python_pid") == host.get("python_pid") == d.get("r_pid")
+        same_exe = d.get("executable") == host.get("executable")
+        seen = (f"host pid {host.get('python_pid')} {host.get('executable')}; reticulate sees pid "
+                f"{d.get('python_pid')} {d.get('executable')} (R pid {d.get('r_pid')}, forced by {d.get('forced')})")
+        if same_pid and same_exe:
+            return "ok", "same interpreter: " + seen, ""
+        return ("fail", "reticulate is not on the host's interpreter: " + seen,
+                "reticulate must attach to the Python that runs rpy2: use reticulate >= 1.41 (bash parity/setup.sh) "
+                "and do not set PYTHONHOME/PYTHONPATH for the embedded process")
+
+    rows, _ = _sides(ctx, "embedded-python", "python", describe,
+                     lambda p, m: "see the message; `Rscript -e 'reticulate::py_config()'` shows reticulate's view")
+    if run and run.ended_badly() and all(r[0] == "ok" for r in rows):
+        rows.append(("fail", f"the embedded process {run.how_it_ended()} after its checks; stderr:\n"
+                             f"{run.stderr_tail}", diagnose(run.stderr_tail, ctx) or
+                     "see the stderr lines; a crash at exit is reticulate/rpy2 finalising Python objects"))
+    return _combine("embedded-python", rows)
+
+
+def check_host_python(ctx: Context) -> CheckResult:
+    """R as host: which Python reticulate picks, why, whether it is the expected one, shared libpython."""
+    def describe(probe, d):
+        exe, prefix = d.get("config_python") or d.get("executable"), d.get("prefix")
+        env = d.get("env") or {}
+        forced = d.get("forced")
+        if forced and forced == "RETICULATE_PYTHON":
+            why = f"RETICULATE_PYTHON={env.get('RETICULATE_PYTHON')}"
+        elif forced:
+            why = f"forced by {forced}"
+        elif env.get("VIRTUAL_ENV"):
+            why = f"the active virtualenv VIRTUAL_ENV={env['VIRTUAL_ENV']}"
+        else:
+            why = f"found on PATH ({d.get('path_python') or 'python3'})"
+        seen = f"reticulate picks {exe} (because {why}), libpython {d.get('libpython')}"
+        problems, fix = [], ""
+        if os.path.normpath(prefix or "") != os.path.normpath(ctx.python_prefix):
+            which = "--python" if ctx.python_explicit else "the project's (this doctor's)"
+            problems.append(f"not {which} {ctx.python} (prefix {prefix} vs {ctx.python_prefix})")
+            fix = (f"export RETICULATE_PYTHON={ctx.python} (or unset it: the project's R processes get it from "
+                   f"parity/env.py, interactive R from .Renviron, written by parity/setup.sh)")
+        if str(d.get("shared")) != "1":
+            problems.append("its libpython is not a shared library")
+            fix = diagnose("libpython", ctx)
+        if problems:
+            return "fail", seen + ": " + "; ".join(problems), fix
+        return "ok", seen + ", shared libpython", ""
+
+    rows, _ = _sides(ctx, "host-python", "python", describe,
+                     lambda p, m: f"export RETICULATE_PYTHON={ctx.python} (a Python with a shared libpython)")
+    return _combine("host-python", rows)
+
+
+def check_tensorflow(ctx: Context) -> CheckResult:
+    """TensorFlow imports on every side, with the Python side's version."""
+    def describe(probe, d):
+        return "ok", f"{SIDE_LABEL[probe]} {d.get('tensorflow')}", ""
+
+    rows, datas = _sides(ctx, "tensorflow", "tensorflow", describe,
+                         lambda p, m: f"run `{ctx.python} -c 'import tensorflow'` to see why TensorFlow fails")
+    versions = {p: d.get("tensorflow") for p, d in datas.items()}
+    if len(set(versions.values())) > 1:
+        rows.append(("fail", "versions differ: " + ", ".join(f"{SIDE_LABEL[p]} {v}" for p, v in versions.items()),
+                     f"R and Python must load the same TensorFlow: export RETICULATE_PYTHON={ctx.python}"))
+    return _combine("tensorflow", rows)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
+def check_keras(ctx: Context) -> CheckResult:
+    """Keras 3 on the TensorFlow backend on every side; legacy Keras 2 (tf_keras) not requested."""
+    def describe(probe, d):
+        env = d.get("env") or {}
+        label = SIDE_LABEL[probe]
+        seen = f"{label} keras {d.get('keras')} backend {d.get('backend')}"
+        if _truthy(env.get("TF_USE_LEGACY_KERAS")):
+            if d.get("tf_keras_installed"):
+                return ("fail", f"{seen}, but TF_USE_LEGACY_KERAS={env['TF_USE_LEGACY_KERAS']} makes tf.keras legacy "
+                                f"Keras 2 (tf_keras {d.get('tf_keras_version')})",
+                        "unset TF_USE_LEGACY_KERAS: the project uses Keras 3 on both sides")
+            return ("fail", f"{seen}, but TF_USE_LEGACY_KERAS={env['TF_USE_LEGACY_KERAS']} asks for legacy Keras 2 "
+                            f"and tf_keras is not installed: tf.keras fails ({d.get('tf_keras_error')})",
+                    "unset TF_USE_LEGACY_KERAS: the project uses Keras 3 (`import keras`), not tf_keras")
+        if _version_tuple(d.get("keras", ""))[:1] != (3,):
+            return "fail", seen + ": not Keras 3", f"{ctx.python} -m pip install 'keras>=3.10,<4'"
+        if d.get("backend") != "tensorflow":
+            return ("fail", f"{seen} (KERAS_BACKEND={env.get('KERAS_BACKEND')})",
+                    "unset KERAS_BACKEND or export KERAS_BACKEND=tensorflow")
+        if d.get("tf_keras_error"):
+            return "warn", f"{seen}; tf.keras fails: {d['tf_keras_error']}", "unset TF_USE_LEGACY_KERAS"
+        return "ok", seen, ""
+
+    rows, datas = _sides(ctx, "keras", "tensorflow", describe,
+                         lambda p, m: f"run `{ctx.python} -c 'import keras'` to see why Keras fails")
+    versions = {p: d.get("keras") for p, d in datas.items()}
+    if len(set(versions.values())) > 1:
+        rows.append(("fail", "Keras versions differ: " + ", ".join(f"{SIDE_LABEL[p]} {v}" for p, v in versions.items()),
+                     f"R and Python must load the same Keras: export RETICULATE_PYTHON={ctx.python}"))
+    elif rows and all(r[0] == "ok" for r in rows):
+        rows = [("ok", f"Keras {next(iter(versions.values()))} (not legacy tf_keras), backend tensorflow, on "
+                       + ", ".join(SIDE_LABEL[p] for p in datas), "")]
+    return _combine("keras", rows)
+
+
+def check_numpy(ctx: Context) -> CheckResult:
+    """A 2x3x4 R array with distinct values: each R [i,j,k] lands at NumPy [i-1,j-1,k-1] and comes back."""
+    def describe(probe, d):
+        label = SIDE_LABEL[probe]
+        if d.get("ok"):
+            return ("ok", f"{label}: all {d.get('elements_checked')} elements of a 2x3x4 array at [i-1,j-1,k-1] "
+                          f"in NumPy {d.get('numpy')} ({d.get('dtype')}), back to R unchanged", "")
+        bad = (d.get("misplaced") or [])[:3]
+        return ("fail", f"{label}: shape {d.get('shape')}, round trip {d.get('round_trip')}; " + "; ".join(bad),
+                "the R <-> NumPy conversion is wrong: use reticulate >= 1.41 (bash parity/setup.sh)")
+
+    rows, _ = _sides(ctx, "numpy", "numpy", describe,
+                     lambda p, m: f"run `Rscript -e 'reticulate::np_array(1:3)'` with RETICULATE_PYTHON={ctx.python}")
+    return _combine("numpy", rows)
+
+
+def check_devices(ctx: Context) -> CheckResult:
+    """CPUs and GPUs seen by TensorFlow on every side; a GPU seen by one side and not another fails."""
+    def count(d, kind):
+        return sum(1 for x in d.get("devices") or [] if x.get("type") == kind)
+
+    def describe(probe, d):
+        if count(d, "CPU") == 0:
+            return "fail", f"{SIDE_LABEL[probe]} sees no CPU device", "reinstall TensorFlow in the project's venv"
+        return "ok", f"{SIDE_LABEL[probe]} {count(d, 'CPU')} CPU {count(d, 'GPU')} GPU", ""
+
+    rows, datas = _sides(ctx, "devices", "devices", describe,
+                         lambda p, m: f"run `{ctx.python} -c 'import tensorflow as tf; "
+                                      f"print(tf.config.list_physical_devices())'`")
+    gpus = {p: count(d, "GPU") for p, d in datas.items()}
+    if len(set(gpus.values())) > 1:
+        rows.append(("fail", "GPUs differ: " + ", ".join(f"{SIDE_LABEL[p]} {n}" for p, n in gpus.items()),
+                     "both sides must load the same TensorFlow build and CUDA libraries: same venv "
+                     f"(RETICULATE_PYTHON={ctx.python}), same CUDA_VISIBLE_DEVICES and LD_LIBRARY_PATH"))
+    return _combine("devices", rows)
+
+
+def check_smoke_fit(ctx: Context) -> CheckResult:
+    """A tiny model fitted from R (host and embedded): the loss is finite."""
+    def describe(probe, d):
+        losses = d.get("losses") or []
+        seen = f"{SIDE_LABEL[probe]} loss " + " -> ".join(f"{x:.6f}" if isinstance(x, float) else str(x)
+                                                          for x in losses)
+        if d.get("ok"):
+            return "ok", seen, ""
+        return "fail", seen + " (not finite)", "check the TensorFlow install: the same fit is finite elsewhere"
+
+    rows, _ = _sides(ctx, "smoke-fit", "fit", describe,
+                     lambda p, m: "see the message: the smoke fit is the 'fit' section of parity/doctor_probes/probe.R")
+    return _combine("smoke-fit", rows)
+
+
+def compare_weights(a_path: str, b_path: str) -> tuple[bool, str]:
+    """Bit-for-bit comparison of two weight .npz files: (identical, what differs)."""
+    import numpy as np
+
+    with np.load(a_path) as a, np.load(b_path) as b:
+        if a.files != b.files:
+            return False, f"variables differ: {a.files} vs {b.files}"
+        diffs = []
+        for key in a.files:
+            x, y = a[key], b[key]
+            if x.shape != y.shape or x.dtype != y.dtype:
+                diffs.append(f"{key} {x.dtype}{x.shape} vs {y.dtype}{y.shape}")
+            elif x.tobytes() != y.tobytes():
+                # Compared as bits: -0.0 vs 0.0 and NaN payloads count as differences too.
+                n = int(np.sum(x.view(f"u{x.itemsize}") != y.view(f"u{y.itemsize}")))
+                diffs.append(f"{key} {n}/{x.size} elements differ, max |diff| "
+                             f"{float(np.max(np.abs(x.astype('float64') - y.astype('float64')))):.3g}")
+        return not diffs, "; ".join(diffs)
+
+
+def check_determinism(ctx: Context) -> CheckResult:
+    """The same tiny fit from Python and from R gives bit-identical weights (seed, op determinism, 1 thread)."""
+    rows, datas = _sides(ctx, "determinism", "fit", lambda p, d: ("ok", "", ""),
+                         lambda p, m: "see the smoke-fit check")
+    reference = datas.get("python")
+    for probe, d in datas.items():
+        if probe == "python" or not reference:
+            continue
+        same, what = compare_weights(reference["weights"], d["weights"])
+        if same:
+            rows.append(("ok", f"{SIDE_LABEL[probe]} weights bit-identical to Python's "
+                               f"({len(d.get('variables') or [])} variables)", ""))
+        else:
+            rows.append(("fail", f"{SIDE_LABEL[probe]} weights differ from Python's: {what}",
+                         "both sides must use the same TensorFlow, thread settings and determinism flags "
+                         "(TF_ENABLE_ONEDNN_OPTS, TF_DETERMINISTIC_OPS alike on both sides); "
+                         "compare environment.json of the two workers"))
+    return _combine("determinism", rows)
+
+
+def check_r_packages(ctx: Context) -> CheckResult:
+    """The R packages keras3, keras, tensorflow: information only."""
+    def describe(probe, d):
+        parts = [f"{p} {d[p]['version'] if d.get(p, {}).get('installed') else 'not installed'}"
+                 for p in ("keras3", "keras", "tensorflow")]
+        return "ok", ", ".join(parts) + " (information: the project reaches Keras through reticulate::import)", ""
+
+    rows, _ = _sides(ctx, "r-packages", "packages", describe, lambda p, m: "")
+    return _combine("r-packages", rows)
+
+
+CHECK_FUNCTIONS = {
+    "r": check_r, "rpy2": check_rpy2, "reticulate": check_reticulate, "embedded-python": check_embedded_python,
+    "host-python": check_host_python, "tensorflow": check_tensorflow, "keras": check_keras,
+    "numpy": check_numpy, "devices": check_devices, "smoke-fit": check_smoke_fit,
+    "determinism": check_determinism, "r-packages": check_r_packages,
+}
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+COLOURS = {"ok": "\033[32m", "warn": "\033[33m", "fail": "\033[31;1m", "skip": "\033[36m"}
+
+
+def render_table(results: list[CheckResult], colour: bool, width: int | None = None) -> str:
+    """The readable report: one row per check, the fix under every row that is not ok."""
+    width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    name_w = max([len("check")] + [len(r.name) for r in results])
+    indent = " " * (name_w + 10)
+    lines = [f"{'check':<{name_w}}  status  seen", f"{'-' * name_w}  ------  {'-' * (width - name_w - 10)}"]
+    for r in results:
+        status = f"{r.status:<6}"
+        if colour:
+            status = f"{COLOURS[r.status]}{status}\033[0m"
+        seen = textwrap.wrap(r.seen.replace("\n", " | "), width - len(indent)) or [""]
+        lines.append(f"{r.name:<{name_w}}  {status}  {seen[0]}")
+        lines += [indent + s for s in seen[1:]]
+        if r.fix and r.status != "ok":
+            fix = textwrap.wrap("fix: " + r.fix, width - len(indent))
+            lines += [indent + s for s in fix]
+    counts = {s: sum(1 for r in results if r.status == s) for s in STATUS_ORDER}
+    lines.append("")
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no checks")
+    return "\n".join(lines)
+
+
+# --- CLI -------------------------------------------------------------------------------------------------------
+
+def _check_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown check(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(CHECKS)}")
+    return names
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--timeout wants a positive number of seconds, not {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `tailings-parity doctor`."""
+    parser.add_argument("--json", action="store_true", help="print JSON: one entry per check (name, status, seen, fix)")
+    parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit of each probe (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the Python that R as host should use (default: this doctor's, the project venv's)")
+    parser.add_argument("--r-home", metavar="DIR", help="the R installation to check (default: R on PATH / R_HOME)")
+    parser.add_argument("--only", type=_check_list, metavar="CHECK[,CHECK]",
+                        help=f"run only these checks: {', '.join(CHECKS)}")
+    parser.add_argument("--no-color", "--no-colour", dest="no_color", action="store_true", help="no colour")
+
+
+def _python_prefix(python: str, timeout: float) -> str | None:
+    try:
+        out = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                             timeout=min(timeout, 60))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def build_context(args: argparse.Namespace) -> Context | str:
+    """The expected Python and R, and the environment every probe child gets; a string is a usage error."""
+    python_explicit = bool(args.python)
+    python = os.path.abspath(args.python) if args.python else sys.executable
+    if python_explicit:
+        prefix = _python_prefix(python, args.timeout)
+        if prefix is None:
+            return f"--python {args.python}: not a Python interpreter that runs (try `{args.python} -V`)"
+    else:
+        prefix = sys.prefix
+    env = r_environment(python=python)
+    if python_explicit:
+        env["RETICULATE_PYTHON"] = python  # an explicit --python wins over the environment's
+    rscript = None
+    if args.r_home:
+        env["R_HOME"] = os.path.abspath(args.r_home)
+        candidate = Path(env["R_HOME"]) / "bin" / "Rscript"
+        rscript = str(candidate) if candidate.exists() else None
+        # Rscript of the R asked for first on PATH: R's own scripts and rpy2 find R through it.
+        env["PATH"] = f"{Path(env['R_HOME']) / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    else:
+        rscript = shutil.which("Rscript", path=env.get("PATH"))
+    try:
+        numpy_version = metadata.version("numpy")
+    except metadata.PackageNotFoundError:
+        numpy_version = ""
+    return Context(python=python, python_prefix=prefix, python_explicit=python_explicit, env=env,
+                   rscript=rscript, r_home_arg=args.r_home, numpy_version=numpy_version)
+
+
+def run_doctor(args: argparse.Namespace) -> tuple[list[CheckResult], dict]:
+    """Run the probes and the checks; returns the results and the probe records (for --json)."""
+    ctx = build_context(args)
+    if isinstance(ctx, str):
+        raise ValueError(ctx)
+    checks = [n for n in CHECKS if not args.only or n in args.only]  # table order, whatever --only said
+    with tempfile.TemporaryDirectory(prefix="tailings-doctor-") as tmp:
+        ctx.probes = run_probes(ctx, checks, args.timeout, Path(tmp))
+        results = []
+        for name in checks:
+            try:
+                results.append(CHECK_FUNCTIONS[name](ctx))
+            except Exception as exc:  # noqa: BLE001 - a broken check is a failed check, not a dead doctor
+                results.append(CheckResult(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}",
+                                           "report this as a bug of parity/doctor.py"))
+    probes = {n: {"returncode": p.returncode, "timed_out": p.timed_out, "elapsed_s": round(p.elapsed_s, 2),
+                  "started": p.started, "stopped_in": p.running} for n, p in ctx.probes.items()}
+    return results, {"python": ctx.python, "rscript": ctx.rscript, "probes": probes}
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the doctor: 0 when no check fails, 1 when one does, 2 for a usage error."""
+    t0 = time.monotonic()
+    try:
+        results, info = run_doctor(args)
+    except ValueError as exc:
+        print(f"tailings-parity doctor: {exc}", file=sys.stderr)
+        return 2
+    failed = any(r.status == "fail" for r in results)
+    if args.json:
+        print(json.dumps({"schema": "tailings-parity/doctor", "version": 1, "ok": not failed,
+                          "elapsed_s": round(time.monotonic() - t0, 2), **info,
+                          "checks": [asdict(r) for r in results]}, indent=2))
+    else:
+        colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+        print(render_table(results, colour))
+        print(f"doctor took {time.monotonic() - t0:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="tailings-parity doctor")
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))

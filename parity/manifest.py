@@ -1,0 +1,148 @@
+"""The split manifest: one JSON per run, written here, read by both languages (``parity/FORMATS.md``).
+
+It fixes, once for both languages, the train/val/test tile ids, the batch order of every epoch, the
+per-sample augmentation seeds and the fixed forward-pass batch, and records the sha256 of every file read.
+All random numbers come from one ``numpy.random.Generator(PCG64(seed))``, drawn in this order: the split
+permutation, then for each epoch the train permutation and its (n_train, 2) int32 augmentation seeds, so
+adding epochs never changes the split or the earlier epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "tailings-parity/manifest"
+VERSION = 1
+FIXED_BATCH_SIZE = 4
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, not of this schema, or altered after it was written."""
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_sizes(n: int, split_train: float, split_val: float) -> tuple[int, int, int]:
+    """(n_train, n_val, n_test): rounded shares of ``n``; the test split takes the rest (never negative)."""
+    n_train = min(n, int(round(n * split_train)))
+    n_val = min(n - n_train, int(round(n * split_val)))
+    return n_train, n_val, n - n_train - n_val
+
+
+def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict | None = None) -> dict:
+    """Build the manifest for ``tile_ids`` (the good tiles) of ``data_dir``.
+
+    ``excluded`` maps tile id -> reason for the tiles left out (from ``parity/datacheck.py``). Config keys used:
+    seed, encoding, split_train, split_val, epochs, batch_size.
+    """
+    from python_impl.data import tile_paths
+
+    seed = int(config["seed"])
+    ids = sorted(int(t) for t in tile_ids)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    n_train, n_val, _ = split_sizes(len(ids), float(config["split_train"]), float(config["split_val"]))
+    train, val, test = sorted(order[:n_train]), sorted(order[n_train:n_train + n_val]), sorted(order[n_train + n_val:])
+    batch_size = int(config["batch_size"])
+    batches, augment_seeds = [], []
+    for _ in range(int(config["epochs"])):
+        perm = rng.permutation(n_train)
+        batches.append([[int(p) for p in perm[i:i + batch_size]] for i in range(0, n_train, batch_size)])
+        seeds = rng.integers(0, np.iinfo(np.int32).max, size=(n_train, 2), dtype=np.int32, endpoint=True)
+        augment_seeds.append(seeds.tolist())
+    root = Path(data_dir).resolve()
+    files = {}
+    for tile_id in sorted(train + val + test):
+        for path in tile_paths(root, tile_id, config["encoding"]):
+            files[path.relative_to(root).as_posix()] = file_sha256(path)
+    return {
+        "schema": SCHEMA, "version": VERSION, "seed": seed, "data_dir": str(root), "encoding": config["encoding"],
+        "epochs": int(config["epochs"]), "batch_size": batch_size,
+        "train": train, "val": val, "test": test,
+        "excluded": {str(k): str(v) for k, v in sorted((excluded or {}).items(), key=lambda kv: int(kv[0]))},
+        "batches": batches, "augment_seeds": augment_seeds,
+        "fixed_batch": list(range(min(FIXED_BATCH_SIZE, len(val)))),
+        "files": files, "manifest_sha256": "",
+    }
+
+
+def _dumps(manifest: dict) -> str:
+    # One top-level key per line: readable, and small even with many epochs of batches.
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in manifest.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write_manifest(manifest: dict, path: Path | str) -> str:
+    """Write ``manifest`` to ``path`` with its ``manifest_sha256``; returns that hash.
+
+    The hash is of the file's text with the field's value empty (``"manifest_sha256": ""``), so any reader
+    (R too) can verify it by blanking the value again and hashing the bytes.
+    """
+    blank = dict(manifest, manifest_sha256="")
+    text = _dumps(blank)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    text = text.replace('"manifest_sha256": ""', f'"manifest_sha256": "{digest}"')
+    Path(path).write_text(text)
+    return digest
+
+
+def verify_text(text: str) -> str:
+    """Check the ``manifest_sha256`` of a manifest's text; returns the hash or raises ManifestError."""
+    match = re.search(r'"manifest_sha256": "([0-9a-f]*)"', text)
+    if not match:
+        raise ManifestError("no manifest_sha256 field: not a tailings-parity manifest")
+    blank = text[:match.start(1)] + text[match.end(1):]
+    digest = hashlib.sha256(blank.encode()).hexdigest()
+    if digest != match.group(1):
+        raise ManifestError(f"manifest_sha256 is {match.group(1)[:12]}... but the content hashes to {digest[:12]}...: "
+                            "the manifest was edited after it was written; write it again with write_manifest")
+    return digest
+
+
+def read_manifest(path: Path | str) -> dict:
+    """Read and verify a manifest (schema, version and manifest_sha256)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest missing")
+    text = path.read_text()
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not JSON ({exc})") from None
+    if manifest.get("schema") != SCHEMA or manifest.get("version") != VERSION:
+        raise ManifestError(f"{path}: schema {manifest.get('schema')!r} version {manifest.get('version')!r}, "
+                            f"expected {SCHEMA!r} version {VERSION}")
+    try:
+        verify_text(text)
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+    return manifest
+
+
+def verify_files(manifest: dict) -> list[str]:
+    """Files of ``manifest`` whose bytes changed or vanished since it was written (relative paths)."""
+    root = Path(manifest["data_dir"])
+    changed = []
+    for rel, digest in manifest["files"].items():
+        path = root / rel
+        if not path.is_file() or file_sha256(path) != digest:
+            changed.append(rel)
+    return changed
+
+
+def epoch_positions(manifest: dict, epoch: int) -> list[int]:
+    """0-based positions into ``train`` in the order epoch ``epoch`` (0-based) visits them."""
+    return [p for batch in manifest["batches"][epoch] for p in batch]
+

@@ -1,0 +1,473 @@
+"""``tailings-parity run``: resolve the config, make the manifest, run the workers, compare, write the report.
+
+Every run gets a new folder ``reports/<UTC time>-<preset>-<config hash>`` (created exclusively, never reused).
+The folder holds an ``INCOMPLETE`` marker until the report is written; a run that stops half-way keeps it,
+with the reason inside, so that nobody mistakes it for a finished run. Layout: ``parity/FORMATS.md``.
+Besides the files named there, the runner writes ``harness.json`` (what it ran, the worker results, its own
+phase timings) so that ``tailings-parity report RUN`` can rebuild the report without training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+IMPLS = ("python", "r-rpy2", "r-rscript")
+HARNESS_SCHEMA = "tailings-parity/harness"
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on: the message says what and how to fix it (no traceback is shown)."""
+
+
+class UsageError(ValueError):
+    """Bad command-line input (exit status 2)."""
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+def add_arguments(parser) -> None:
+    """Options of ``tailings-parity run``."""
+    parser.add_argument("--preset", default="smoke", help="preset of parity/presets.toml (default: smoke)")
+    parser.add_argument("--data", default=None, help="dataset folder (overrides the preset's data)")
+    parser.add_argument("--impls", default=",".join(IMPLS),
+                        help="workers to run, the first is the reference (default: python,r-rpy2,r-rscript)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each worker, for timing medians (default 1)")
+    parser.add_argument("--seeds", default=None,
+                        help="statistical mode: a count N (seeds seed..seed+N-1) or a list such as 1,2,3")
+    parser.add_argument("--mode", choices=("strict", "tolerance", "statistical"), default=None,
+                        help="comparison mode (default: the config's mode, strict)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. --set epochs=3 (repeatable)")
+    parser.add_argument("--tol", action="append", default=[], metavar="STAGE=RTOL,ATOL",
+                        help="tolerance mode: rtol and atol of one stage, e.g. --tol final_weights=1e-4,1e-5")
+    parser.add_argument("--reports-dir", default=None, help="where run folders go (default: <project>/reports)")
+    parser.add_argument("--r-dir", default=None, help=argparse_suppress())
+
+
+def argparse_suppress():
+    """Help text that hides an option (``--r-dir``: a patched copy of r_impl/R, used by the test suite)."""
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def parse_impls(text: str) -> list[str]:
+    """``python,r-rpy2`` -> list of worker names, checked."""
+    impls = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in impls if t not in IMPLS]
+    if bad or not impls:
+        raise UsageError(f"--impls {text!r}: unknown worker {', '.join(bad) or '(none)'}; choose from {', '.join(IMPLS)}")
+    if len(set(impls)) != len(impls):
+        raise UsageError(f"--impls {text!r}: a worker is named twice")
+    return impls
+
+
+def parse_seeds(text: str | None, base_seed: int, mode: str) -> list[int]:
+    """``--seeds``: a count or a comma list; statistical mode without it uses 3 seeds."""
+    if text is None:
+        return [base_seed + k for k in range(3)] if mode == "statistical" else [base_seed]
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = [base_seed + k for k in range(n)]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: give a count (3) or a list of integers (1,2,3)") from None
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r}: a seed is named twice")
+    if mode == "statistical" and len(seeds) < 2:
+        raise UsageError("statistical mode needs at least 2 seeds per language (--seeds 3)")
+    return seeds
+
+
+def parse_tolerances(items: list[str]) -> dict:
+    """``--tol stage=rtol,atol`` items -> {stage: (rtol, atol)}."""
+    from parity.compare import DEFAULT_TOLERANCES
+
+    out = {}
+    for item in items:
+        try:
+            stage, values = item.split("=", 1)
+            rtol, atol = (float(v) for v in values.split(","))
+        except ValueError:
+            raise UsageError(f"--tol {item!r}: expected STAGE=RTOL,ATOL such as final_weights=1e-4,1e-5") from None
+        if stage not in DEFAULT_TOLERANCES:
+            raise UsageError(f"--tol {item!r}: unknown stage {stage!r}; stages: {', '.join(DEFAULT_TOLERANCES)}")
+        out[stage] = (rtol, atol)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- run folder
+
+def config_hash(config: dict) -> str:
+    """Short sha256 of the resolved config (the same config gives the same hash in the run id)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def create_run_dir(reports_dir: Path, preset: str, config: dict) -> Path:
+    """Make ``<reports>/<UTC>-<preset>-<hash>`` exclusively, with its INCOMPLETE marker; never reuse one."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{preset}-{config_hash(config)}"
+    for k in range(1, 1000):
+        path = reports_dir / (base if k == 1 else f"{base}-{k}")
+        try:
+            path.mkdir()  # exclusive: fails if another run took the name
+        except FileExistsError:
+            continue
+        (path / "INCOMPLETE").write_text("running since " + datetime.now(timezone.utc).isoformat() + "\n")
+        return path
+    raise RunError(f"could not create a new run folder under {reports_dir}")
+
+
+def mark_incomplete(run_dir: Path, reason: str) -> None:
+    """Leave the INCOMPLETE marker with the reason the run stopped."""
+    (run_dir / "INCOMPLETE").write_text(f"run stopped: {reason}\n")
+
+
+def worker_key(impl: str, seed: int | None, repeat: int | None) -> str:
+    """Folder name under workers/: ``<impl>[-s<seed>][-r<k>]``."""
+    return impl + (f"-s{seed}" if seed is not None else "") + (f"-r{repeat}" if repeat is not None else "")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def resolve_data_dir(config: dict, run_dir: Path) -> Path:
+    """The dataset folder of a run: synthetic tiles made in run_dir/data, else the configured folder."""
+    from parity.env import PROJECT_ROOT, default_data_dir
+
+    if config["data"] == "synthetic":
+        from parity.synthetic import make_synthetic
+
+        out = run_dir / "data"
+        make_synthetic(out, int(config["synthetic_count"]), int(config["synthetic_size"]), int(config["synthetic_seed"]))
+        return out
+    path = Path(config["data"])
+    if not path.is_absolute():
+        if config["data"] == "../shared/data/tailings" and default_data_dir() is not None:
+            path = default_data_dir()  # $TAILINGS_DATA wins over the preset's relative default
+        else:
+            path = PROJECT_ROOT / path
+    if not path.is_dir():
+        raise RunError(f"data folder {path} does not exist: pass --data DIR, set TAILINGS_DATA, or use the "
+                       "smoke preset (synthetic tiles)")
+    return path.resolve()
+
+
+def prepare_dataset(config: dict, data_dir: Path) -> tuple[list[int], dict, list[dict]]:
+    """Check the tiles (parity/datacheck.py); returns (good tile ids, excluded {id: reason}, check results)."""
+    from parity import datacheck
+
+    expected = int(config["synthetic_size"]) if config["data"] == "synthetic" else None
+    try:
+        good, excluded, results = datacheck.select_tiles(data_dir, config["encoding"], expected_size=expected)
+    except datacheck.DataError as exc:
+        raise RunError(str(exc)) from None
+    if len(good) < 2:
+        raise RunError(f"{data_dir}: {len(good)} usable {config['encoding']} tiles ({len(excluded)} left out): "
+                       "a run needs train and val tiles; check the folder layout in data/README.md")
+    return good, {str(k): v for k, v in excluded.items()}, results
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+class Printer:
+    """Progress lines of the run: one line per worker event, prefixed with the worker's folder name."""
+
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def worker(self, key: str):
+        """An on_progress callback for one worker."""
+        def on_progress(impl, line):
+            if line and line.strip():
+                self(f"  [{key}] {line.strip()}")
+        return on_progress
+
+
+def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[int] | None = None,
+               reports_dir: Path | str | None = None, r_dir: Path | str | None = None,
+               tolerances: dict | None = None, printer: Printer | None = None,
+               command: list[str] | None = None) -> Path:
+    """Run the whole parity run; returns the run folder (its INCOMPLETE marker gone only on success).
+
+    ``config`` is the resolved config; ``seeds`` only in statistical mode; ``r_dir`` a patched copy of
+    ``r_impl/R`` for the R workers (the mistake fixtures).
+    """
+    from parity.env import REPORTS_DIR
+
+    printer = printer or Printer()
+    reports_dir = Path(reports_dir) if reports_dir else REPORTS_DIR
+    t_run = time.time()
+    run_dir = create_run_dir(reports_dir, config["preset"], config)
+    printer(f"run folder {run_dir}")
+    try:
+        _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run)
+    except KeyboardInterrupt:
+        mark_incomplete(run_dir, "interrupted")
+        raise
+    except Exception as exc:
+        mark_incomplete(run_dir, f"{type(exc).__name__}: {exc}")
+        raise
+    return run_dir
+
+
+def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run):
+    from parity import manifest as manifest_mod
+    from parity.workers import spawn_worker
+    from python_impl.config import write_config
+
+    harness = {"schema": HARNESS_SCHEMA, "version": 1, "command": command, "impls": impls, "repeats": repeats,
+               "mode": config["mode"], "seeds": seeds, "r_dir": str(r_dir) if r_dir else None,
+               "tolerances": {k: list(v) for k, v in (tolerances or {}).items()},
+               "started": datetime.now(timezone.utc).isoformat(), "phases": {}, "workers": []}
+    statistical = config["mode"] == "statistical"
+    seeds = seeds or [int(config["seed"])]
+
+    t = time.time()
+    write_config(config, run_dir / "config.json")
+    data_dir = resolve_data_dir(config, run_dir)
+    good, excluded, checks = prepare_dataset(config, data_dir)
+    # One config + manifest per seed in statistical mode; the first seed's sit at the top of the run folder.
+    setups = []
+    for k, seed in enumerate(seeds):
+        cfg = dict(config, seed=seed)
+        where = run_dir if k == 0 else run_dir / "seeds" / f"s{seed}"
+        where.mkdir(parents=True, exist_ok=True)
+        if k > 0:
+            write_config(cfg, where / "config.json")
+        man = manifest_mod.make_manifest(cfg, data_dir, good, excluded)
+        manifest_mod.write_manifest(man, where / "manifest.json")
+        setups.append((seed, where / "config.json", where / "manifest.json"))
+        if k == 0:
+            from parity.datacheck import dataset_card
+
+            card = dataset_card(checks, man, data_dir)
+            (run_dir / "dataset_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    harness["phases"]["prepare"] = time.time() - t
+    printer(f"data {data_dir}: {len(good)} tiles used, {len(excluded)} left out; "
+            f"{len(impls)} workers x {repeats} repeat(s)" + (f" x {len(seeds)} seeds" if statistical else ""))
+
+    t = time.time()
+    timeout = float(config["worker_timeout_s"])
+    for seed, cfg_path, man_path in setups:
+        for rep in range(1, repeats + 1):
+            for impl in impls:
+                key = worker_key(impl, seed if statistical else None, rep if repeats > 1 else None)
+                out = run_dir / "workers" / key
+                printer(f"worker {key}: starting")
+                res = spawn_worker(impl, cfg_path, man_path, out, timeout_s=timeout, r_dir=r_dir,
+                                   on_progress=printer.worker(key))
+                rec = {"key": key, "impl": impl, "seed": seed, "repeat": rep, "ok": bool(res.ok),
+                       "returncode": res.returncode, "error": res.error, "wall_s": res.wall_s}
+                harness["workers"].append(rec)
+                printer(f"worker {key}: {'done' if res.ok else 'FAILED'} in {res.wall_s:.1f}s"
+                        + ("" if res.ok else f": {res.error}"))
+    harness["phases"]["workers"] = time.time() - t
+
+    t = time.time()
+    first = [w for w in harness["workers"] if w["seed"] == seeds[0] and w["repeat"] == 1 and w["ok"]]
+    if first:
+        printer("cross-loading the saved models in Python and R")
+        crossload(run_dir, [w["key"] for w in first], config, r_dir=r_dir, printer=printer)
+    harness["phases"]["crossload"] = time.time() - t
+
+    from parity import report
+
+    t = time.time()
+    doc = report.compare_run(run_dir)
+    harness["phases"]["compare"] = time.time() - t
+    # The report carries the harness's timings, so they are written before it (its own time is not in it).
+    harness["phases"]["total"] = time.time() - t_run
+    harness["finished"] = datetime.now(timezone.utc).isoformat()
+    (run_dir / "harness.json").write_text(json.dumps(harness, indent=1) + "\n")
+    report.build_report(run_dir, comparison=doc)
+    (run_dir / "INCOMPLETE").unlink()
+
+
+# ---------------------------------------------------------------------------------------------- cross-loading
+
+_PY_LOADER = r"""
+import json, sys
+import numpy as np
+jobs = json.load(open(sys.argv[1]))
+import tensorflow as tf, keras
+tf.config.threading.set_intra_op_parallelism_threads(jobs["threads_intra"])
+tf.config.threading.set_inter_op_parallelism_threads(jobs["threads_inter"])
+if jobs["deterministic"]:
+    tf.config.experimental.enable_op_determinism()
+for job in jobs["jobs"]:
+    rec = {"ok": False, "error": None, "file": job["out_name"]}
+    try:
+        model = keras.models.load_model(job["model"])
+        x = np.load(job["inputs"])["images"][np.asarray(job["fixed"], dtype=np.int64)]
+        y = np.asarray(model.predict_on_batch(x), dtype=np.float32)[..., 0]
+        np.save(job["out"], np.ascontiguousarray(y))
+        rec["ok"] = True
+    except Exception as exc:
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"key": job["key"], "rec": rec}), flush=True)
+"""
+
+# R loads the model through reticulate the way an R user would (keras$models$load_model) and predicts the
+# fixed batch of the saving worker's own inputs; arrays stay NumPy so that no R layout enters the check.
+_R_LOADER = r"""
+args <- commandArgs(trailingOnly = TRUE)
+jobs <- jsonlite::fromJSON(args[1], simplifyVector = FALSE)
+np <- reticulate::import("numpy", convert = FALSE)
+tf <- reticulate::import("tensorflow", convert = FALSE)
+keras <- reticulate::import("keras", convert = FALSE)
+tf$config$threading$set_intra_op_parallelism_threads(as.integer(jobs$threads_intra))
+tf$config$threading$set_inter_op_parallelism_threads(as.integer(jobs$threads_inter))
+if (isTRUE(jobs$deterministic)) tf$config$experimental$enable_op_determinism()
+for (job in jobs$jobs) {
+  rec <- list(ok = FALSE, error = NULL, file = job$out_name)
+  rec <- tryCatch({
+    model <- keras$models$load_model(job$model)
+    x <- reticulate::py_get_item(np$load(job$inputs), "images")
+    xb <- np$take(x, np$array(as.integer(unlist(job$fixed)), dtype = "int64"), axis = 0L)
+    y <- np$asarray(model$predict_on_batch(xb), dtype = "float32")
+    np$save(job$out, np$ascontiguousarray(np$squeeze(y, axis = -1L)))
+    list(ok = TRUE, error = NULL, file = job$out_name)
+  }, error = function(e) list(ok = FALSE, error = conditionMessage(e), file = job$out_name))
+  cat(jsonlite::toJSON(list(key = job$key, rec = rec), auto_unbox = TRUE, null = "null"), "\n", sep = "")
+}
+"""
+
+
+def crossload(run_dir: Path, keys: list[str], config: dict, *, r_dir=None, printer=None,
+              timeout_s: float = 600) -> None:
+    """Load every worker's model.keras in Python and in R, predict the fixed batch, write crossload.json.
+
+    Each worker folder gets ``crossload.json`` (``{"self": ..., "python": ..., "r": ...}``) and the
+    predictions ``crossload_<loader>.npy``; ``self`` is the worker's own final prediction of those tiles.
+    """
+    import numpy as np
+
+    from parity.env import r_environment
+
+    printer = printer or Printer(quiet=True)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    fixed = manifest["fixed_batch"]
+    records = {}
+    jobs = {"python": [], "r": []}
+    for key in keys:
+        wdir = run_dir / "workers" / key
+        rec = {}
+        pred = wdir / "predictions_val.npy"
+        if pred.is_file():
+            np.save(wdir / "crossload_self.npy", np.load(pred)[np.asarray(fixed, dtype=np.int64)])
+            rec["self"] = {"ok": True, "error": None, "file": "crossload_self.npy"}
+        else:
+            rec["self"] = {"ok": False, "error": "predictions_val.npy missing", "file": None}
+        records[key] = rec
+        if not (wdir / "model.keras").is_file() or not (wdir / "inputs_val.npz").is_file():
+            for loader in jobs:
+                rec[loader] = {"ok": False, "error": "model.keras or inputs_val.npz missing", "file": None}
+            continue
+        for loader in jobs:
+            jobs[loader].append({"key": key, "model": str(wdir / "model.keras"), "inputs": str(wdir / "inputs_val.npz"),
+                                 "fixed": fixed, "out": str(wdir / f"crossload_{loader}.npy"),
+                                 "out_name": f"crossload_{loader}.npy"})
+    common = {"threads_intra": int(config["threads_intra"]), "threads_inter": int(config["threads_inter"]),
+              "deterministic": bool(config["deterministic"])}
+    scratch = run_dir / "workers" / ".crossload"
+    scratch.mkdir(exist_ok=True)
+    for loader, joblist in jobs.items():
+        if not joblist:
+            continue
+        spec = scratch / f"{loader}.json"
+        spec.write_text(json.dumps(dict(common, jobs=joblist)))
+        if loader == "python":
+            cmd = [sys.executable, "-c", _PY_LOADER, str(spec)]
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        else:
+            script = scratch / "loader.R"
+            script.write_text(_R_LOADER)
+            cmd = ["Rscript", "--vanilla", str(script), str(spec)]
+            env = r_environment(python=sys.executable)
+        t = time.time()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+            out, err = proc.stdout, proc.stderr
+        except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+            out, err = "", str(exc)
+        done = {}
+        for line in out.splitlines():
+            if line.startswith("{"):
+                try:
+                    item = json.loads(line)
+                    done[item["key"]] = item["rec"]
+                except (json.JSONDecodeError, KeyError):
+                    pass
+        tail = " ".join(err.strip().splitlines()[-3:])[-300:]
+        for job in joblist:
+            records[job["key"]][loader] = done.get(job["key"]) or {
+                "ok": False, "file": None, "error": f"the {loader} loader stopped before this model: {tail}"}
+        printer(f"  [crossload] {loader}: {sum(1 for j in joblist if records[j['key']][loader]['ok'])}"
+                f"/{len(joblist)} models loaded in {time.time() - t:.1f}s")
+    for key, rec in records.items():
+        (run_dir / "workers" / key / "crossload.json").write_text(json.dumps(rec, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+def main(args) -> int:
+    """``tailings-parity run``: exit 0 on parity, 1 on a divergence or a failed run, 2 on a usage error."""
+    from python_impl.config import ConfigError, load_config
+
+    try:
+        impls = parse_impls(args.impls)
+        if args.repeats < 1:
+            raise UsageError(f"--repeats {args.repeats}: must be at least 1")
+        overrides = list(args.overrides)
+        config = load_config(args.preset, overrides)
+        if args.data is not None:
+            if not Path(args.data).is_dir():
+                raise UsageError(f"--data {args.data}: no such folder; give a folder with img_tiff/ and "
+                                 "mask_tiff/ (or img/ and mask/ with --set encoding=jpeg)")
+            config["data"] = str(Path(args.data).resolve())
+        if args.mode:
+            config["mode"] = args.mode
+        seeds = parse_seeds(args.seeds, int(config["seed"]), config["mode"])
+        if len(seeds) > 1 and config["mode"] != "statistical":
+            raise UsageError("--seeds with more than one seed needs --mode statistical")
+        tolerances = parse_tolerances(args.tol)
+        if args.r_dir and not Path(args.r_dir).is_dir():
+            raise UsageError(f"--r-dir {args.r_dir}: no such folder")
+    except (UsageError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    printer = Printer()
+    try:
+        run_dir = run_parity(config, impls, repeats=args.repeats, seeds=seeds, reports_dir=args.reports_dir,
+                             r_dir=args.r_dir, tolerances=tolerances, printer=printer,
+                             command=["tailings-parity", "run"] + sys.argv[2:])
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # the run folder says INCOMPLETE with this reason; no traceback for the user
+        if os.environ.get("TAILINGS_PARITY_DEBUG"):
+            raise
+        why = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: the run stopped: {why}", file=sys.stderr)
+        print("(its folder is marked INCOMPLETE; TAILINGS_PARITY_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    doc = json.loads((run_dir / "comparison.json").read_text())
+    print(doc["verdict"])
+    print(f"report: {run_dir / 'report.html'}")
+    return 0 if doc["ok"] else 1

@@ -1,0 +1,265 @@
+"""Spawn one training worker in a fresh process, with a time limit, and turn any ending into a result.
+
+Three workers, one contract (config, manifest, output folder; FORMATS.md "Worker output"):
+- ``python``:    ``python -m python_impl.worker`` (the reference);
+- ``r-rpy2``:    ``python -m parity.workers --embedded-r``: a Python process that starts R through rpy2 and runs
+                 r_impl (R drives Keras through reticulate on this same interpreter);
+- ``r-rscript``: ``Rscript r_impl/worker.R``: R as host, reticulate bound to the project's Python.
+
+``spawn_worker`` never raises for a worker failure: a crash (signal, fatal Python error, R error), a missing
+artifact or a time-out becomes ``WorkerResult(ok=False)`` with the reason and the last lines of output, and
+``status.json`` is written in every case. ``tailings-parity worker`` is the same from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
+
+IMPLS = ("python", "r-rpy2", "r-rscript")
+# Files a finished worker must have written (FORMATS.md "Worker output"; status.json is ours).
+REQUIRED_FILES = ("architecture.json", "weights_initial.npz", "weights_final.npz", "forward_fixed.npy",
+                  "batch_losses.npy", "metrics.json", "predictions_val.npy", "input_hashes.json",
+                  "inputs_val.npz", "model.keras", "timings.json", "memory.json", "environment.json")
+TAIL_LINES = 40
+KILL_GRACE_S = 5.0
+PROGRESS_RE = re.compile(r"^(phase \S+( .*)?|epoch \d+/\d+ .*)$")
+
+
+@dataclass
+class WorkerResult:
+    """How one worker run ended."""
+
+    impl: str
+    ok: bool
+    returncode: int | None
+    error: str | None
+    stderr_tail: str
+    wall_s: float
+    out_dir: str
+    phase: str | None = None
+
+
+def worker_command(impl: str, config_path, manifest_path, out_dir, r_dir=None) -> list[str]:
+    """The command line that runs worker ``impl`` in a fresh process."""
+    common = ["--config", str(config_path), "--manifest", str(manifest_path), "--out", str(out_dir)]
+    if impl == "python":
+        return [sys.executable, "-u", "-m", "python_impl.worker", *common]
+    if impl == "r-rpy2":
+        extra = ["--r-dir", str(r_dir)] if r_dir else []
+        return [sys.executable, "-u", "-m", "parity.workers", "--embedded-r", *common, *extra]
+    if impl == "r-rscript":
+        extra = ["--r-dir", str(r_dir)] if r_dir else []
+        return ["Rscript", "--no-save", "--no-restore", str(R_IMPL_DIR / "worker.R"), *common, *extra]
+    raise ValueError(f"unknown worker {impl!r}; use one of {', '.join(IMPLS)}")
+
+
+def worker_environment(impl: str, launched_at: float) -> dict:
+    """Environment of a worker process: R's (project library, RETICULATE_PYTHON), unbuffered output, launch time."""
+    env = r_environment(python=sys.executable)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TAILINGS_PARITY_LAUNCHED_AT"] = repr(launched_at)
+    env["TAILINGS_PARITY_IMPL"] = impl
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def _describe_exit(returncode: int, tail: list[str]) -> str:
+    """One line saying why a worker ended without success."""
+    text = "\n".join(tail)
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        reason = f"killed by {name}"
+        if "Fatal Python error" in text:
+            reason += " after a fatal Python error"
+        return reason
+    errors = [line for line in tail if line.startswith("error: ") or line.startswith("Error")]
+    if "Fatal Python error" in text:
+        fatal = [line for line in tail if "Fatal Python error" in line]
+        return f"exit status {returncode}: {fatal[-1].strip()}"
+    if errors:
+        return f"exit status {returncode}: {errors[-1].strip()}"
+    return f"exit status {returncode}"
+
+
+def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: float, r_dir=None,
+                 on_progress=None) -> WorkerResult:
+    """Run worker ``impl`` in a fresh process group and wait at most ``timeout_s`` seconds.
+
+    Streams progress lines (``phase ...``, ``epoch ...``) to ``on_progress(impl, line)``; all output also goes
+    to ``out_dir/worker_output.log``. On time-out the whole process group is killed (TERM, then KILL). Always
+    writes ``out_dir/status.json`` and returns a WorkerResult; never raises for a worker failure.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ["status.json", "progress.log", *REQUIRED_FILES]:
+        (out_dir / stale).unlink(missing_ok=True)
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    phase = [None]
+    launched_at = time.time()
+    try:
+        command = worker_command(impl, config_path, manifest_path, out_dir, r_dir)
+        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_environment(impl, launched_at),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    except (OSError, ValueError) as exc:
+        return _finish(impl, out_dir, False, None, f"could not start the worker: {exc}", [], launched_at, None)
+
+    def pump():
+        with open(out_dir / "worker_output.log", "w") as log:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                tail.append(line)
+                if PROGRESS_RE.match(line):
+                    if line.startswith("phase "):
+                        phase[0] = line.split()[1]
+                    if on_progress is not None:
+                        try:
+                            on_progress(impl, line)
+                        except Exception:  # a broken callback must not stall the pipe
+                            pass
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+    except KeyboardInterrupt:
+        _kill_group(proc)
+        raise
+    reader.join(timeout=10)
+    rc = proc.returncode
+    lines = list(tail)
+    if timed_out:
+        return _finish(impl, out_dir, False, rc, f"timed out after {timeout_s:g} s (phase {phase[0]}); "
+                       "the process group was killed", lines, launched_at, phase[0])
+    if rc != 0:
+        return _finish(impl, out_dir, False, rc, _describe_exit(rc, lines), lines, launched_at, phase[0])
+    missing = [f for f in REQUIRED_FILES if not (out_dir / f).is_file()]
+    if missing:
+        return _finish(impl, out_dir, False, rc, f"exit status 0 but missing {', '.join(missing)}", lines,
+                       launched_at, phase[0])
+    return _finish(impl, out_dir, True, rc, None, lines, launched_at, phase[0])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """TERM the worker's process group, KILL it after a grace period."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _finish(impl, out_dir: Path, ok: bool, rc, error, lines, launched_at, phase) -> WorkerResult:
+    result = WorkerResult(impl=impl, ok=ok, returncode=rc, error=error, stderr_tail="\n".join(lines),
+                          wall_s=time.time() - launched_at, out_dir=str(out_dir), phase=phase)
+    status = {"impl": impl, "ok": ok, "error": error, "phase": phase, "returncode": rc,
+              "stderr_tail": result.stderr_tail, "wall_s": result.wall_s}
+    (out_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+    return result
+
+
+def run_embedded_r(config_path, manifest_path, out_dir, r_dir=None) -> int:
+    """The r-rpy2 worker's body: start R in this Python process through rpy2 and run r_impl's worker.
+
+    R's console output goes to this process's stdout/stderr so that the spawner sees progress and errors.
+    """
+    from parity.env import prepare_embedded_r
+
+    prepare_embedded_r()
+    import rpy2.rinterface_lib.callbacks as callbacks
+
+    callbacks.consolewrite_print = lambda text: (sys.stdout.write(text), sys.stdout.flush())
+    callbacks.consolewrite_warnerror = lambda text: (sys.stderr.write(text), sys.stderr.flush())
+    import rpy2.robjects as ro
+
+    entry = R_IMPL_DIR / "worker.R"
+    ro.r["source"](str(entry))
+    ro.globalenv[".r_impl_dir"] = str(R_IMPL_DIR)
+    args = ["--config", str(config_path), "--manifest", str(manifest_path), "--out", str(out_dir)]
+    if r_dir:
+        args += ["--r-dir", str(r_dir)]
+    status = ro.globalenv["worker_main"](ro.StrVector(args), str(R_IMPL_DIR))
+    return int(status[0])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``tailings-parity worker``."""
+    parser.add_argument("--impl", required=True, choices=IMPLS, help="which worker")
+    parser.add_argument("--config", required=True, help="resolved config.json of the run")
+    parser.add_argument("--manifest", required=True, help="manifest.json of the run")
+    parser.add_argument("--out", required=True, help="worker output folder")
+    parser.add_argument("--r-dir", default=None, help="folder of R sources to use instead of r_impl/R")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before the worker is killed (default: config worker_timeout_s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``tailings-parity worker``: spawn one worker, print its progress, exit 0 if it succeeded, else 1."""
+    for name in ("config", "manifest"):
+        if not Path(getattr(args, name)).is_file():
+            print(f"error: --{name} {getattr(args, name)}: no such file", file=sys.stderr)
+            return 2
+    if args.r_dir and not Path(args.r_dir).is_dir():
+        print(f"error: --r-dir {args.r_dir}: no such folder", file=sys.stderr)
+        return 2
+    timeout = args.timeout
+    if timeout is None:
+        try:
+            timeout = float(json.loads(Path(args.config).read_text())["worker_timeout_s"])
+        except (ValueError, KeyError) as exc:
+            print(f"error: --config {args.config}: no worker_timeout_s ({exc}); pass --timeout", file=sys.stderr)
+            return 2
+    result = spawn_worker(args.impl, Path(args.config).resolve(), Path(args.manifest).resolve(),
+                          Path(args.out).resolve(), timeout_s=timeout, r_dir=args.r_dir and Path(args.r_dir).resolve(),
+                          on_progress=lambda impl, line: print(f"[{impl}] {line}", flush=True))
+    if result.ok:
+        print(f"{args.impl}: ok in {result.wall_s:.1f} s -> {result.out_dir}")
+        return 0
+    print(f"{args.impl}: FAILED ({result.error}); last output:\n{result.stderr_tail}", file=sys.stderr)
+    return 1
+
+
+def _embedded_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parity.workers --embedded-r")
+    parser.add_argument("--embedded-r", action="store_true", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--r-dir", default=None)
+    args = parser.parse_args(argv)
+    try:
+        return run_embedded_r(args.config, args.manifest, args.out, args.r_dir)
+    except Exception as exc:  # rpy2 could not start R, or R failed outside worker_main's handler
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_embedded_main(sys.argv[1:]))

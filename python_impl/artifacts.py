@@ -1,0 +1,110 @@
+"""What a worker writes to its folder (FORMATS.md "Worker output"); twin of r_impl/R/artifacts.R."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def model_weights(model) -> dict:
+    """Every variable of ``model`` in model order, keyed ``<layer name>/<variable name>``, as float32 arrays."""
+    weights = {}
+    for layer in model.layers:
+        for variable in layer.weights:
+            weights[f"{layer.name}/{variable.name}"] = np.asarray(variable.numpy(), dtype=np.float32)
+    return weights
+
+
+def save_weights_npz(model, path) -> None:
+    """Write ``model_weights(model)`` to ``path`` (.npz, one array per variable)."""
+    np.savez(path, **model_weights(model))
+
+
+def save_json(obj, path) -> None:
+    """Write ``obj`` as indented JSON (the one JSON writer of both languages: R calls Python's json too)."""
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def save_array(array, path) -> None:
+    """Write ``array`` as float32 .npy in C order."""
+    np.save(path, np.ascontiguousarray(np.asarray(array, dtype=np.float32)))
+
+
+def array_sha256(array) -> str:
+    """SHA-256 of the float32 C-order bytes of ``array`` (input_hashes.json)."""
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(array, dtype=np.float32)).tobytes()).hexdigest()
+
+
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; None where unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def log_progress(out_dir, line: str) -> None:
+    """Append ``line`` to progress.log and print it to stdout, flushed (the spawner streams it)."""
+    with open(Path(out_dir) / "progress.log", "a") as f:
+        f.write(line + "\n")
+    print(line, flush=True)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def op_determinism_enabled() -> bool:
+    """Whether TensorFlow's op determinism is on (TensorFlow exposes the query only in its private config)."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
+def environment_record(config: dict, impl: str) -> dict:
+    """Versions, threads, determinism flags and devices as this worker's language sees them."""
+    import keras
+    import tensorflow as tf
+
+    rpy2_version = None
+    if "rpy2" in sys.modules:
+        rpy2_version = getattr(sys.modules["rpy2"], "__version__", None)
+    return {
+        "impl": impl,
+        "language": "python",
+        "r_version": None,
+        "reticulate_version": None,
+        "rpy2_version": rpy2_version,
+        "python_version": sys.version,
+        "python_executable": sys.executable,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "numpy_version": np.__version__,
+        "threads_intra": tf.config.threading.get_intra_op_parallelism_threads(),
+        "threads_inter": tf.config.threading.get_inter_op_parallelism_threads(),
+        "op_determinism": op_determinism_enabled(),
+        "seed": int(config["seed"]),
+        "jit_compile": False,
+        "env": {k: os.environ.get(k) for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
+                                               "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")},
+        "devices": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,57 @@
+"""Augmentation of a training batch, seeded from the manifest; twin of ``r_impl/R/augment.R``.
+
+As the original project: left-right and up-down flips (each with probability 1/2, so none, one or both),
+then brightness (max_delta 0.3), contrast (0.8 to 1.1) and saturation (0.8 to 1.1) jitter, then clipping to
+[0, 1]. Every random choice is a TensorFlow stateless op (``tf.image.stateless_random_*``) whose seed derives
+from the sample's int32 pair in the manifest (``augment_seeds``), split into five seeds with
+``tf.random.experimental.stateless_split``. The R twin calls the same ops with the same seeds, so both
+languages get the same bits. The mask gets the image's flips (they are applied to image and mask joined
+along the channel axis) and no jitter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BRIGHTNESS_MAX_DELTA = 0.3
+CONTRAST_RANGE = (0.8, 1.1)
+SATURATION_RANGE = (0.8, 1.1)
+
+
+def augment_sample(image, mask, seed):
+    """Augment one sample: image (H, W, C) and mask (H, W, 1) float32 tensors, seed a (2,) int32 tensor."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    channels = image.shape[-1]
+    joined = tf.concat([image, mask], axis=-1)
+    joined = tf.image.stateless_random_flip_left_right(joined, seed=seeds[0])
+    joined = tf.image.stateless_random_flip_up_down(joined, seed=seeds[1])
+    image, mask = joined[:, :, :channels], joined[:, :, channels:]
+    image = tf.image.stateless_random_brightness(image, BRIGHTNESS_MAX_DELTA, seed=seeds[2])
+    image = tf.image.stateless_random_contrast(image, CONTRAST_RANGE[0], CONTRAST_RANGE[1], seed=seeds[3])
+    if channels == 3:  # saturation needs RGB; greyscale input skips it (the seed is still drawn)
+        image = tf.image.stateless_random_saturation(image, SATURATION_RANGE[0], SATURATION_RANGE[1], seed=seeds[4])
+    return tf.clip_by_value(image, 0.0, 1.0), mask
+
+
+def augment_batch(images, masks, seeds, config: dict):
+    """Augment a batch when ``config["augment"]`` is true; otherwise return it unchanged.
+
+    ``images`` (N, H, W, C) and ``masks`` (N, H, W, 1) float32; ``seeds`` (N, 2) int32, the manifest's
+    ``augment_seeds`` for these samples' positions in the epoch. Returns float32 numpy arrays.
+    """
+    if not config.get("augment"):
+        return images, masks
+    import tensorflow as tf
+
+    images = np.asarray(images, dtype=np.float32)
+    masks = np.asarray(masks, dtype=np.float32)
+    seeds = np.asarray(seeds, dtype=np.int32).reshape(-1, 2)
+    if len(seeds) != len(images):
+        raise ValueError(f"augment_batch: {len(images)} images but {len(seeds)} seed pairs")
+    out_images, out_masks = np.empty_like(images), np.empty_like(masks)
+    for i in range(len(images)):
+        image, mask = augment_sample(tf.constant(images[i]), tf.constant(masks[i]), tf.constant(seeds[i]))
+        out_images[i], out_masks[i] = image.numpy(), mask.numpy()
+    return out_images, out_masks

@@ -1,0 +1,204 @@
+"""Read the tailings tiles into the numbers the network sees; twin of ``r_impl/R/data.R``.
+
+Reading rules (``data/README.md``, ``parity/FORMATS.md``), chosen so that R and Python give the same float32
+bits: every value is computed in float64 and rounded to float32 once, at the end.
+
+- GeoTIFF (rasterio): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * 3, 0, 1).
+- JPEG (Pillow; its bundled libjpeg-turbo decodes the real tiles to the same bytes as R's jpeg package):
+  value = uint8 / 255.
+- Greyscale (``input_channels = 1``): 0.299 * R + 0.587 * G + 0.114 * B from the unrounded float64 RGB.
+- Masks: GeoTIFF ``value > 0``, JPEG ``value > 127``; float32 exactly 0 or 1.
+- Resizing to ``tile_size``: nearest neighbour, source index ``floor((2 * i + 1) * in / (2 * out))``;
+  ``tile_size = 0`` keeps the tiles' own size.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+# encoding -> (image folder, image pattern, mask folder, mask pattern)
+ENCODINGS = {
+    "geotiff": ("img_tiff", "img_{}.tif", "mask_tiff", "mask_{}.tif"),
+    "jpeg": ("img", "img_{}.jpeg", "mask", "mask_{}.jpeg"),
+}
+GEOTIFF_FACTOR = 3.0
+JPEG_MASK_THRESHOLD = 127
+LUMA = (0.299, 0.587, 0.114)
+
+
+class DataError(ValueError):
+    """A tile that cannot be read into valid numbers; the message names the tile, the file and the fix."""
+
+
+def check_encoding(encoding: str) -> str:
+    """Return ``encoding`` if it is "geotiff" or "jpeg", else raise a DataError saying what is allowed."""
+    if encoding not in ENCODINGS:
+        raise DataError(f"unknown encoding {encoding!r}: use 'geotiff' (img_tiff/, mask_tiff/) or 'jpeg' (img/, mask/)")
+    return encoding
+
+
+def tile_paths(data_dir: Path | str, tile_id: int, encoding: str) -> tuple[Path, Path]:
+    """Paths of the image and the mask file of tile ``tile_id`` in ``encoding`` (whether they exist or not)."""
+    img_dir, img_pat, mask_dir, mask_pat = ENCODINGS[check_encoding(encoding)]
+    root = Path(data_dir)
+    return root / img_dir / img_pat.format(tile_id), root / mask_dir / mask_pat.format(tile_id)
+
+
+def list_tiles(data_dir: Path | str, encoding: str) -> list[int]:
+    """Sorted ids of the tiles that have an image file in ``encoding`` (``img_N.tif`` or ``img_N.jpeg``)."""
+    img_dir, img_pat, _, _ = ENCODINGS[check_encoding(encoding)]
+    folder = Path(data_dir) / img_dir
+    if not folder.is_dir():
+        return []
+    pattern = re.compile("^" + re.escape(img_pat).replace(r"\{\}", "([0-9]+)") + "$")
+    ids = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return sorted(ids)
+
+
+def read_image_file(path: Path | str) -> tuple[np.ndarray, dict]:
+    """Decode an image file as stored: (H, W, bands) array in the file's dtype and band order, and metadata.
+
+    Metadata: ``dtype``, ``bands``, ``height``, ``width``, and for GeoTIFF ``crs``, ``transform``, ``nodata``,
+    ``descriptions``. Raises DataError for a missing or undecodable file.
+    """
+    return _read_file(Path(path))
+
+
+def read_mask_file(path: Path | str) -> tuple[np.ndarray, dict]:
+    """Decode a mask file as stored: (H, W, bands) array in the file's dtype, and metadata (as read_image_file)."""
+    return _read_file(Path(path))
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: file missing; every image needs its mask and vice versa (see data/README.md)")
+    if path.suffix == ".tif":
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        try:
+            with rasterio.open(path) as src:
+                array = src.read()
+                meta = {"crs": src.crs.to_string() if src.crs else None, "transform": tuple(src.transform)[:6],
+                        "nodata": src.nodata, "descriptions": list(src.descriptions)}
+        except (RasterioError, OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable GeoTIFF ({exc}); re-export or remove the tile") from None
+        array = array.transpose(1, 2, 0)
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                img.load()
+                mode = img.mode
+                array = np.asarray(img)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise DataError(f"{path}: not a readable JPEG ({exc}); re-export or remove the tile") from None
+        if array.ndim == 2:
+            array = array[:, :, None]
+        meta = {"mode": mode}
+    meta.update(dtype=array.dtype.name, height=array.shape[0], width=array.shape[1], bands=array.shape[2])
+    return array, meta
+
+
+def image_values(raw: np.ndarray, meta: dict, path: Path | str) -> np.ndarray:
+    """Decoded image -> float64 (H, W, 3) RGB in [0, 1] by the reading rules; DataError if it does not fit them."""
+    if meta["bands"] != 3:
+        raise DataError(f"{path}: {meta['bands']} band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)")
+    if "transform" in meta:  # GeoTIFF: reflectance, bands B2, B3, B4
+        if raw.dtype.kind != "f":
+            raise DataError(f"{path}: dtype {raw.dtype.name}, expected float32 reflectance")
+        values = raw.astype(np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise DataError(f"{path}: {bad} NaN/infinite value(s); fill or remove the tile")
+        if meta.get("nodata") is not None and not np.isnan(meta["nodata"]):
+            hits = int(np.count_nonzero(values == meta["nodata"]))
+            if hits:
+                raise DataError(f"{path}: {hits} nodata pixel(s) (nodata = {meta['nodata']}); fill or remove the tile")
+        return np.clip(values[:, :, ::-1] * GEOTIFF_FACTOR, 0.0, 1.0)
+    if raw.dtype != np.uint8:
+        raise DataError(f"{path}: dtype {raw.dtype.name}, expected 8-bit RGB JPEG")
+    return raw.astype(np.float64) / 255.0
+
+
+def mask_values(raw: np.ndarray, meta: dict, path: Path | str) -> np.ndarray:
+    """Decoded mask -> float64 (H, W) of exactly 0/1 (GeoTIFF ``> 0``, JPEG ``> 127``)."""
+    if meta["bands"] != 1:
+        raise DataError(f"{path}: {meta['bands']} band(s), expected a 1-band mask")
+    values = raw[:, :, 0]
+    if "transform" in meta:
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise DataError(f"{path}: NaN/infinite values in the mask; fill or remove the tile")
+        return (values > 0).astype(np.float64)
+    return (values > JPEG_MASK_THRESHOLD).astype(np.float64)
+
+
+def resize_index(size_in: int, size_out: int) -> np.ndarray:
+    """0-based nearest-neighbour source indices: ``floor((2 * i + 1) * size_in / (2 * size_out))``."""
+    i = np.arange(size_out, dtype=np.int64)
+    return ((2 * i + 1) * size_in) // (2 * size_out)
+
+
+def resize_nearest(array: np.ndarray, tile_size: int) -> np.ndarray:
+    """Resize the first two axes of ``array`` to ``tile_size`` by index selection; no-op when they fit or 0."""
+    if not tile_size or array.shape[:2] == (tile_size, tile_size):
+        return array
+    rows = resize_index(array.shape[0], tile_size)
+    cols = resize_index(array.shape[1], tile_size)
+    return array[rows][:, cols]
+
+
+def to_channels(rgb: np.ndarray, input_channels: int) -> np.ndarray:
+    """float64 RGB (H, W, 3) -> (H, W, input_channels); 1 = ITU-R 601 luma, summed left to right."""
+    if input_channels == 3:
+        return rgb
+    if input_channels == 1:
+        grey = LUMA[0] * rgb[:, :, 0] + LUMA[1] * rgb[:, :, 1] + LUMA[2] * rgb[:, :, 2]
+        return grey[:, :, None]
+    raise DataError(f"input_channels = {input_channels}: use 3 (RGB) or 1 (greyscale)")
+
+
+def read_tile(data_dir: Path | str, tile_id: int, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Read tile ``tile_id``: image (H, W, C) float32 in [0, 1] and mask (H, W) float32 of 0/1.
+
+    Uses ``config`` keys ``encoding``, ``tile_size`` (0 = keep the tile's size) and ``input_channels``.
+    Raises DataError naming the tile and the file when the tile breaks a reading rule.
+    """
+    encoding = check_encoding(config["encoding"])
+    img_path, mask_path = tile_paths(data_dir, tile_id, encoding)
+    try:
+        raw, meta = read_image_file(img_path)
+        image = image_values(raw, meta, img_path)
+        raw_mask, mask_meta = read_mask_file(mask_path)
+        mask = mask_values(raw_mask, mask_meta, mask_path)
+    except DataError as exc:
+        raise DataError(f"tile {tile_id}: {exc}") from None
+    if image.shape[:2] != mask.shape:
+        raise DataError(f"tile {tile_id}: image {image.shape[0]} x {image.shape[1]} ({img_path}) but mask "
+                        f"{mask.shape[0]} x {mask.shape[1]} ({mask_path}); re-export the tile or leave it out")
+    size = int(config.get("tile_size") or 0)
+    image = to_channels(resize_nearest(image, size), int(config.get("input_channels", 3)))
+    mask = resize_nearest(mask, size)
+    # The one rounding to float32 (round to nearest even), the same as R's doubles handed to numpy.
+    return image.astype(np.float32), mask.astype(np.float32)
+
+
+def load_tiles(data_dir: Path | str, tile_ids, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``tile_ids`` in the given order: images (N, H, W, C) float32 and masks (N, H, W, 1) float32."""
+    images, masks = [], []
+    for tile_id in tile_ids:
+        image, mask = read_tile(data_dir, int(tile_id), config)
+        if images and image.shape != images[0].shape:
+            raise DataError(f"tile {tile_id}: size {image.shape[:2]} differs from tile {tile_ids[0]} "
+                            f"{images[0].shape[:2]}; set tile_size to resize all tiles to one size")
+        images.append(image)
+        masks.append(mask)
+    if not images:
+        channels = int(config.get("input_channels", 3))
+        size = int(config.get("tile_size") or 0)
+        return (np.zeros((0, size, size, channels), np.float32), np.zeros((0, size, size, 1), np.float32))
+    return np.stack(images), np.stack(masks)[..., None]

@@ -1,0 +1,84 @@
+"""One training run in this process, everything written to a worker folder; twin of r_impl/R/worker.R.
+
+Run by the spawner (parity/workers.py) as ``python -m python_impl.worker --config C --manifest M --out DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+IMPL = "python"
+
+
+def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = None) -> dict:
+    """Train once as the config and manifest say; write the worker files to ``out_dir``; return the timings.
+
+    ``launched_at`` (epoch seconds, when the spawner started this process) gives ``start_to_ready``.
+    """
+    from parity.manifest import read_manifest  # the Python twin of data.R's read_manifest
+    from python_impl import artifacts, config as config_mod, data, train
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    impl = os.environ.get("TAILINGS_PARITY_IMPL", IMPL)
+    artifacts.log_progress(out_dir, f"phase start pid {os.getpid()}")
+    config = config_mod.read_config(config_path)
+    manifest = read_manifest(manifest_path)
+    train.set_determinism(config)  # before any TensorFlow op
+    ready = time.time()
+    timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
+
+    artifacts.log_progress(out_dir, "phase data")
+    t = time.time()
+    splits = {}
+    hashes = {}
+    for split in ("train", "val"):
+        images, masks = data.load_tiles(manifest["data_dir"], manifest[split], config)
+        splits[split] = {"images": images, "masks": masks}
+        for k, tile_id in enumerate(manifest[split]):
+            hashes[str(tile_id)] = {"image": artifacts.array_sha256(images[k]),
+                                    "mask": artifacts.array_sha256(masks[k, :, :, 0])}
+    artifacts.save_json(hashes, out_dir / "input_hashes.json")
+    import numpy as np
+
+    np.savez(out_dir / "inputs_val.npz", images=splits["val"]["images"], masks=splits["val"]["masks"][..., 0])
+    timings["data"] = time.time() - t
+
+    timings.update(train.train(config, manifest, splits, out_dir))
+    timings["total"] = time.time() - (launched_at if launched_at else started)
+    artifacts.save_json(timings, out_dir / "timings.json")
+    artifacts.save_json({"peak_rss_mb": artifacts.peak_memory_mb()}, out_dir / "memory.json")
+    artifacts.save_json(artifacts.environment_record(config, impl), out_dir / "environment.json")
+    artifacts.log_progress(out_dir, "phase done")
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the Python worker; exit 0 on success, 1 with a one-line error otherwise."""
+    parser = argparse.ArgumentParser(prog="python -m python_impl.worker")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    for name in ("config", "manifest"):
+        if not Path(getattr(args, name)).is_file():
+            print(f"error: --{name} {getattr(args, name)}: no such file", file=sys.stderr)
+            return 2
+    launched = os.environ.get("TAILINGS_PARITY_LAUNCHED_AT")
+    try:
+        run_worker(args.config, args.manifest, args.out, float(launched) if launched else None)
+    except Exception as exc:  # the spawner turns this line into a failed result
+        if os.environ.get("TAILINGS_PARITY_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

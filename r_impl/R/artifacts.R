@@ -1,0 +1,116 @@
+# What a worker writes to its folder (FORMATS.md "Worker output"); twin of python_impl/artifacts.py.
+#
+# Arrays go through numpy (np.save / np.savez) so that both languages write the same file format; an R double
+# holding a float32 value converts back to the same float32 exactly.
+
+#' Every variable of `model` in model order, keyed "<layer name>/<variable name>", as float32 numpy arrays.
+model_weights <- function(model) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  weights <- list()
+  for (layer in model$layers) {
+    for (variable in layer$weights) {
+      weights[[paste0(layer$name, "/", variable$name)]] <- np$asarray(variable$numpy(), dtype = "float32")
+    }
+  }
+  weights
+}
+
+#' Write model_weights(model) to `path` (.npz, one array per variable).
+save_weights_npz <- function(model, path) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  do.call(np$savez, c(list(path), model_weights(model)))
+  invisible(path)
+}
+
+#' Write `obj` as indented JSON through Python's json module.
+#'
+#' jsonlite prints at most 15 significant digits, which does not round-trip every double; Python's json does,
+#' and it makes the R and Python files byte-comparable. Length-1 vectors become scalars, lists stay lists.
+save_json <- function(obj, path) {
+  json <- reticulate::import("json")
+  writeLines(json$dumps(reticulate::r_to_py(obj), indent = 2L), path)
+  invisible(path)
+}
+
+#' Write `x` (R array or numpy array) as float32 .npy in C order.
+save_array <- function(x, path) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  np$save(path, np$ascontiguousarray(np$asarray(x, dtype = "float32")))
+  invisible(path)
+}
+
+#' SHA-256 of the float32 C-order bytes of `x` (input_hashes.json).
+array_sha256 <- function(x) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  hashlib <- reticulate::import("hashlib", convert = FALSE)
+  bytes <- np$ascontiguousarray(np$asarray(x, dtype = "float32"))$tobytes()
+  reticulate::py_to_r(hashlib$sha256(bytes)$hexdigest())
+}
+
+#' Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NULL where unavailable.
+peak_memory_mb <- function() {
+  lines <- tryCatch(readLines("/proc/self/status"), error = function(e) character(0), warning = function(w) character(0))
+  hit <- grep("^VmHWM:", lines, value = TRUE)
+  if (length(hit) == 0L) return(NULL)
+  as.numeric(strsplit(trimws(sub("^VmHWM:", "", hit[1])), "[[:space:]]+")[[1]][1]) / 1024
+}
+
+#' Append `line` to progress.log and print it to stdout, flushed (the spawner streams it).
+log_progress <- function(out_dir, line) {
+  cat(line, "\n", sep = "", file = file.path(out_dir, "progress.log"), append = TRUE)
+  cat(line, "\n", sep = "")
+  flush(stdout())
+  invisible(line)
+}
+
+#' The CPU model name from /proc/cpuinfo, or R's machine string.
+cpu_model <- function() {
+  lines <- tryCatch(readLines("/proc/cpuinfo"), error = function(e) character(0), warning = function(w) character(0))
+  hit <- grep("^model name", lines, value = TRUE)
+  if (length(hit) == 0L) return(Sys.info()[["machine"]])
+  trimws(sub("^[^:]*:", "", hit[1]))
+}
+
+#' Whether TensorFlow's op determinism is on (TensorFlow exposes the query only in its private config).
+op_determinism_enabled <- function() {
+  isTRUE(reticulate::import("tensorflow.python.framework.config")$is_op_determinism_enabled())
+}
+
+#' Versions, threads, determinism flags and devices as this worker's language (R) sees them.
+environment_record <- function(config, impl) {
+  tf <- reticulate::import("tensorflow")
+  keras <- reticulate::import("keras")
+  np <- reticulate::import("numpy")
+  sys <- reticulate::import("sys")
+  # In the rpy2 case reticulate runs inside the Python process that embeds R, so rpy2 is loaded there.
+  rpy2_version <- reticulate::py_eval(
+    "getattr(__import__('sys').modules.get('rpy2'), '__version__', None)")
+  env_keys <- c("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS",
+                "CUDA_VISIBLE_DEVICES")
+  env <- lapply(env_keys, function(k) if (nzchar(Sys.getenv(k))) Sys.getenv(k) else NULL)
+  names(env) <- env_keys
+  devices <- lapply(tf$config$list_physical_devices(), function(d) paste0(d$device_type, ":", d$name))
+  info <- Sys.info()
+  list(
+    impl = impl,
+    language = "r",
+    r_version = R.version.string,
+    reticulate_version = as.character(utils::packageVersion("reticulate")),
+    rpy2_version = rpy2_version,
+    python_version = sys$version,
+    python_executable = sys$executable,
+    tensorflow_version = tf$`__version__`,
+    keras_version = keras$`__version__`,
+    numpy_version = np$`__version__`,
+    threads_intra = tf$config$threading$get_intra_op_parallelism_threads(),
+    threads_inter = tf$config$threading$get_inter_op_parallelism_threads(),
+    op_determinism = op_determinism_enabled(),
+    seed = as.integer(config$seed),
+    jit_compile = FALSE,
+    env = env,
+    devices = devices,
+    cpu = cpu_model(),
+    cpu_count = parallel::detectCores(),
+    platform = paste(info[["sysname"]], info[["release"]], info[["machine"]])
+  )
+}

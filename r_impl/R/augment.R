@@ -1,0 +1,63 @@
+# Augmentation of a training batch, seeded from the manifest; twin of python_impl/augment.py.
+#
+# Left-right and up-down flips (each with probability 1/2), then brightness (max_delta 0.3), contrast
+# (0.8 to 1.1) and saturation (0.8 to 1.1) jitter, then clipping to [0, 1]: the same TensorFlow stateless ops
+# as Python, called through reticulate with the same int32 seeds, so both languages get the same bits.
+
+AUGMENT_BRIGHTNESS_MAX_DELTA <- 0.3
+AUGMENT_CONTRAST_RANGE <- c(0.8, 1.1)
+AUGMENT_SATURATION_RANGE <- c(0.8, 1.1)
+
+#' Augment one sample: image [H, W, C] and mask [H, W, 1] float32 tensors, seed a (2,) int32 tensor.
+augment_sample <- function(image, mask, seed) {
+  tf <- reticulate::import("tensorflow", convert = FALSE)
+  seeds <- tf$random$experimental$stateless_split(seed, num = 5L)
+  # py_get_item with 0-based Python indices: the seeds are rows of a TensorFlow tensor.
+  seed_at <- function(k) reticulate::py_get_item(seeds, k)
+  channels <- as.integer(reticulate::py_to_r(image$shape[[-1L]]))
+  joined <- tf$concat(list(image, mask), axis = -1L)
+  joined <- tf$image$stateless_random_flip_left_right(joined, seed = seed_at(0L))
+  joined <- tf$image$stateless_random_flip_up_down(joined, seed = seed_at(1L))
+  parts <- tf$split(joined, list(channels, 1L), axis = -1L)
+  image <- reticulate::py_get_item(parts, 0L)
+  mask <- reticulate::py_get_item(parts, 1L)
+  image <- tf$image$stateless_random_brightness(image, AUGMENT_BRIGHTNESS_MAX_DELTA, seed = seed_at(2L))
+  image <- tf$image$stateless_random_contrast(image, AUGMENT_CONTRAST_RANGE[1], AUGMENT_CONTRAST_RANGE[2],
+                                              seed = seed_at(3L))
+  if (channels == 3L) {  # saturation needs RGB; greyscale input skips it (the seed is still drawn)
+    image <- tf$image$stateless_random_saturation(image, AUGMENT_SATURATION_RANGE[1], AUGMENT_SATURATION_RANGE[2],
+                                                  seed = seed_at(4L))
+  }
+  list(image = tf$clip_by_value(image, 0, 1), mask = mask)
+}
+
+#' Augment a batch when config$augment is true; otherwise return it unchanged.
+#'
+#' `images` [n, H, W, C] and `masks` [n, H, W, 1]: R double arrays (as load_tiles gives them) or numpy arrays;
+#' `seeds` an n x 2 integer matrix, the manifest's augment_seeds rows for these samples. Returns
+#' list(images, masks) as R double arrays holding the float32 values.
+augment_batch <- function(images, masks, seeds, config) {
+  if (!isTRUE(config$augment)) return(list(images = images, masks = masks))
+  tf <- reticulate::import("tensorflow", convert = FALSE)
+  np <- reticulate::import("numpy", convert = FALSE)
+  x <- if (inherits(images, "python.builtin.object")) images else to_numpy(images)
+  y <- if (inherits(masks, "python.builtin.object")) masks else to_numpy(masks)
+  seeds <- matrix(as.integer(seeds), ncol = 2)
+  n <- nrow(seeds)
+  if (n != as.integer(reticulate::py_to_r(x$shape[[0L]]))) {
+    stop(sprintf("augment_batch: %s images but %d seed pairs", reticulate::py_to_r(x$shape[[0L]]), n),
+         call. = FALSE)
+  }
+  out_images <- vector("list", n)
+  out_masks <- vector("list", n)
+  for (i in seq_len(n)) {
+    # i - 1: Python indices are 0-based.
+    seed <- tf$constant(np$array(seeds[i, ], dtype = "int32"))
+    sample <- augment_sample(tf$constant(reticulate::py_get_item(x, i - 1L)),
+                             tf$constant(reticulate::py_get_item(y, i - 1L)), seed)
+    out_images[[i]] <- sample$image
+    out_masks[[i]] <- sample$mask
+  }
+  list(images = reticulate::py_to_r(tf$stack(out_images)$numpy()),
+       masks = reticulate::py_to_r(tf$stack(out_masks)$numpy()))
+}

@@ -1,0 +1,267 @@
+# Read the tailings tiles into the numbers the network sees; twin of python_impl/data.py.
+#
+# Reading rules (data/README.md, parity/FORMATS.md): every value is computed in double (R has no float32)
+# and rounded to float32 once, by numpy, at the Keras boundary (to_numpy), the same single rounding as
+# Python's astype(float32).
+# - GeoTIFF (terra): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * 3, 0, 1).
+# - JPEG (jpeg::readJPEG, Debian's libjpeg62-turbo; decodes the real tiles to the same bytes as Pillow):
+#   value = uint8 / 255.
+# - Greyscale (input_channels = 1): 0.299 * R + 0.587 * G + 0.114 * B from the unrounded double RGB.
+# - Masks: GeoTIFF value > 0, JPEG value > 127; exactly 0 or 1.
+# - Resizing to tile_size: nearest neighbour, source index floor((2 * i + 1) * in / (2 * out)), 0-based;
+#   tile_size = 0 keeps the tiles' own size.
+
+# encoding -> image folder, image pattern, mask folder, mask pattern
+DATA_ENCODINGS <- list(
+  geotiff = c("img_tiff", "img_%d.tif", "mask_tiff", "mask_%d.tif"),
+  jpeg = c("img", "img_%d.jpeg", "mask", "mask_%d.jpeg")
+)
+GEOTIFF_FACTOR <- 3
+JPEG_MASK_THRESHOLD <- 127
+LUMA <- c(0.299, 0.587, 0.114)
+
+#' Signal a data error: a tile that cannot be read into valid numbers (class "data_error").
+data_error <- function(message) {
+  stop(structure(class = c("data_error", "error", "condition"), list(message = message, call = NULL)))
+}
+
+#' Return `encoding` if it is "geotiff" or "jpeg", else stop saying what is allowed.
+check_encoding <- function(encoding) {
+  if (!encoding %in% names(DATA_ENCODINGS)) {
+    data_error(sprintf("unknown encoding '%s': use 'geotiff' (img_tiff/, mask_tiff/) or 'jpeg' (img/, mask/)",
+                       encoding))
+  }
+  encoding
+}
+
+#' Paths of the image and the mask file of tile `tile_id` in `encoding` (whether they exist or not).
+tile_paths <- function(data_dir, tile_id, encoding) {
+  spec <- DATA_ENCODINGS[[check_encoding(encoding)]]
+  c(file.path(data_dir, spec[1], sprintf(spec[2], as.integer(tile_id))),
+    file.path(data_dir, spec[3], sprintf(spec[4], as.integer(tile_id))))
+}
+
+#' Sorted ids of the tiles that have an image file in `encoding` (img_N.tif or img_N.jpeg).
+list_tiles <- function(data_dir, encoding) {
+  spec <- DATA_ENCODINGS[[check_encoding(encoding)]]
+  folder <- file.path(data_dir, spec[1])
+  if (!dir.exists(folder)) return(integer(0))
+  pattern <- paste0("^", sub("%d", "([0-9]+)", gsub(".", "\\.", spec[2], fixed = TRUE), fixed = TRUE), "$")
+  names <- grep(pattern, list.files(folder), value = TRUE)
+  sort(as.integer(sub(pattern, "\\1", names)))
+}
+
+#' Decode an image file as stored: list(values = double array [row, col, band] in the file's band order,
+#' meta = list(bands, height, width, geotiff)). Stops with a data_error for a missing or undecodable file.
+read_image_file <- function(path) {
+  read_file(path)
+}
+
+#' Decode a mask file as stored (as read_image_file).
+read_mask_file <- function(path) {
+  read_file(path)
+}
+
+read_file <- function(path) {
+  if (!file.exists(path)) {
+    data_error(sprintf("%s: file missing; every image needs its mask and vice versa (see data/README.md)", path))
+  }
+  geotiff <- grepl("\\.tif$", path)
+  # Loading terra prints notes about methods (codetools absent); load it quietly, once.
+  if (geotiff) suppressMessages(requireNamespace("terra", quietly = TRUE))
+  # A warning from a decoder (libjpeg: "Premature end of JPEG file") means a damaged file: an error here.
+  values <- tryCatch(
+    withCallingHandlers({
+      if (geotiff) {
+        terra::as.array(terra::rast(path))
+      } else {
+        bytes <- readBin(path, "raw", n = file.size(path))
+        # libjpeg only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
+        # where Pillow raises: a JPEG must end with its EOI marker FF D9.
+        n <- length(bytes)
+        if (n < 4 || bytes[n - 1] != as.raw(0xff) || bytes[n] != as.raw(0xd9)) {
+          stop("file truncated: no end-of-image marker", call. = FALSE)
+        }
+        # readJPEG gives uint8 / 255 as doubles; round(x * 255) recovers the stored byte exactly.
+        round(jpeg::readJPEG(bytes) * 255)
+      }
+    }, warning = function(w) stop(conditionMessage(w), call. = FALSE)),
+    error = function(e) {
+      data_error(sprintf("%s: not a readable %s (%s); re-export or remove the tile", path,
+                         if (geotiff) "GeoTIFF" else "JPEG", conditionMessage(e)))
+    })
+  if (length(dim(values)) == 2) dim(values) <- c(dim(values), 1L)
+  list(values = values, meta = list(bands = dim(values)[3], height = dim(values)[1], width = dim(values)[2],
+                                    geotiff = geotiff))
+}
+
+#' Decoded image -> double [row, col, 3] RGB in [0, 1] by the reading rules; data_error if it does not fit.
+image_values <- function(raw, meta, path) {
+  if (meta$bands != 3) {
+    data_error(sprintf("%s: %d band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)", path, meta$bands))
+  }
+  if (meta$geotiff) {
+    # terra turns nodata into NA, so NaN, infinite and nodata pixels all show here.
+    bad <- sum(!is.finite(raw))
+    if (bad > 0) data_error(sprintf("%s: %d NaN/infinite/nodata value(s); fill or remove the tile", path, bad))
+    values <- raw[, , 3:1, drop = FALSE] * GEOTIFF_FACTOR
+    values[values < 0] <- 0
+    values[values > 1] <- 1
+    return(values)
+  }
+  raw / 255
+}
+
+#' Decoded mask -> double [row, col] of exactly 0/1 (GeoTIFF > 0, JPEG > 127).
+mask_values <- function(raw, meta, path) {
+  if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
+  values <- raw[, , 1]
+  if (meta$geotiff) {
+    if (any(!is.finite(values))) data_error(sprintf("%s: NaN/infinite values in the mask; fill or remove the tile", path))
+    return((values > 0) * 1)
+  }
+  (values > JPEG_MASK_THRESHOLD) * 1
+}
+
+#' 0-based nearest-neighbour source indices: floor((2 * i + 1) * size_in / (2 * size_out)).
+resize_index <- function(size_in, size_out) {
+  i <- seq_len(size_out) - 1
+  ((2 * i + 1) * size_in) %/% (2 * size_out)
+}
+
+#' Resize the first two axes of `x` to `tile_size` by index selection; no-op when they fit or tile_size is 0.
+resize_nearest <- function(x, tile_size) {
+  if (is.null(tile_size) || tile_size == 0 || all(dim(x)[1:2] == tile_size)) return(x)
+  # + 1: R indices are 1-based, the rule is written 0-based.
+  rows <- resize_index(dim(x)[1], tile_size) + 1
+  cols <- resize_index(dim(x)[2], tile_size) + 1
+  if (length(dim(x)) == 3) x[rows, cols, , drop = FALSE] else x[rows, cols, drop = FALSE]
+}
+
+#' double RGB [row, col, 3] -> [row, col, input_channels]; 1 = ITU-R 601 luma, summed left to right.
+to_channels <- function(rgb, input_channels) {
+  if (input_channels == 3) return(rgb)
+  if (input_channels == 1) {
+    grey <- LUMA[1] * rgb[, , 1] + LUMA[2] * rgb[, , 2] + LUMA[3] * rgb[, , 3]
+    dim(grey) <- c(dim(rgb)[1:2], 1L)
+    return(grey)
+  }
+  data_error(sprintf("input_channels = %s: use 3 (RGB) or 1 (greyscale)", input_channels))
+}
+
+#' Read tile `tile_id`: list(image = double [row, col, C] in [0, 1], mask = double [row, col] of 0/1).
+#'
+#' Uses `config` keys encoding, tile_size (0 = keep the tile's size) and input_channels. The values are the
+#' exact doubles that round to Python's float32 (to_numpy does that rounding). Stops with a data_error naming
+#' the tile and the file when the tile breaks a reading rule.
+read_tile <- function(data_dir, tile_id, config) {
+  encoding <- check_encoding(config$encoding)
+  paths <- tile_paths(data_dir, tile_id, encoding)
+  read <- tryCatch({
+    raw <- read_image_file(paths[1])
+    image <- image_values(raw$values, raw$meta, paths[1])
+    raw_mask <- read_mask_file(paths[2])
+    mask <- mask_values(raw_mask$values, raw_mask$meta, paths[2])
+    list(image = image, mask = mask)
+  }, data_error = function(e) data_error(sprintf("tile %d: %s", as.integer(tile_id), conditionMessage(e))))
+  image <- read$image
+  mask <- read$mask
+  if (any(dim(image)[1:2] != dim(mask))) {
+    data_error(sprintf(paste("tile %d: image %d x %d (%s) but mask %d x %d (%s);",
+                             "re-export the tile or leave it out"), as.integer(tile_id),
+                       dim(image)[1], dim(image)[2], paths[1], dim(mask)[1], dim(mask)[2], paths[2]))
+  }
+  size <- if (is.null(config$tile_size)) 0 else config$tile_size
+  channels <- if (is.null(config$input_channels)) 3 else config$input_channels
+  list(image = to_channels(resize_nearest(image, size), channels), mask = resize_nearest(mask, size))
+}
+
+#' Read `tile_ids` in the given order: list(images = double [n, row, col, C], masks = double [n, row, col, 1]).
+#'
+#' R arrays hold the exact values; hand them to Keras with to_numpy().
+load_tiles <- function(data_dir, tile_ids, config) {
+  n <- length(tile_ids)
+  images <- NULL
+  masks <- NULL
+  for (k in seq_len(n)) {
+    tile <- read_tile(data_dir, tile_ids[k], config)
+    if (is.null(images)) {
+      images <- array(0, dim = c(n, dim(tile$image)))
+      masks <- array(0, dim = c(n, dim(tile$mask), 1L))
+    } else if (any(dim(tile$image) != dim(images)[-1])) {
+      data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
+                         as.integer(tile_ids[k]), dim(tile$image)[1], dim(tile$image)[2], as.integer(tile_ids[1]),
+                         dim(images)[2], dim(images)[3]))
+    }
+    images[k, , , ] <- tile$image
+    masks[k, , , 1] <- tile$mask
+  }
+  if (is.null(images)) {
+    size <- if (is.null(config$tile_size)) 0 else config$tile_size
+    images <- array(0, dim = c(0L, size, size, config$input_channels))
+    masks <- array(0, dim = c(0L, size, size, 1L))
+  }
+  list(images = images, masks = masks)
+}
+
+#' An R double array as a float32 numpy array, same index meaning ([n, i, j, c] in R is [n-1, i-1, j-1, c-1]).
+to_numpy <- function(x) {
+  reticulate::np_array(x, dtype = "float32")
+}
+
+#' Read and verify a split manifest written by parity/manifest.py.
+#'
+#' Returns a list: train, val, test, fixed_batch as integer vectors (tile ids; fixed_batch 0-based positions
+#' into val); batches as a list (epoch) of lists (batch) of integer vectors of 0-based positions into train;
+#' augment_seeds as a list (epoch) of integer matrices (n_train x 2); excluded and files as named lists.
+#' jsonlite is asked not to simplify, because it would turn equal-length batches into a matrix.
+read_manifest <- function(path) {
+  if (!file.exists(path)) stop(sprintf("%s: manifest missing", path), call. = FALSE)
+  text <- readChar(path, file.info(path)$size, useBytes = TRUE)
+  m <- jsonlite::fromJSON(text, simplifyVector = FALSE)
+  if (!identical(m$schema, "tailings-parity/manifest") || !identical(as.integer(m$version), 1L)) {
+    stop(sprintf("%s: not a tailings-parity/manifest version 1", path), call. = FALSE)
+  }
+  # The hash is of the text with the field's value blanked (parity/manifest.py write_manifest).
+  blank <- sub('"manifest_sha256": "[0-9a-f]*"', '"manifest_sha256": ""', text)
+  hashlib <- reticulate::import("hashlib", convert = FALSE)
+  digest <- reticulate::py_to_r(hashlib$sha256(reticulate::r_to_py(blank)$encode("utf-8"))$hexdigest())
+  if (!identical(digest, m$manifest_sha256)) {
+    stop(sprintf("%s: manifest_sha256 does not match its content: the manifest was edited after it was written",
+                 path), call. = FALSE)
+  }
+  ints <- function(x) as.integer(unlist(x))
+  m$train <- ints(m$train)
+  m$val <- ints(m$val)
+  m$test <- ints(m$test)
+  m$fixed_batch <- ints(m$fixed_batch)
+  m$batches <- lapply(m$batches, function(epoch) lapply(epoch, ints))
+  m$augment_seeds <- lapply(m$augment_seeds, function(epoch) matrix(ints(epoch), ncol = 2, byrow = TRUE))
+  m
+}
+
+#' Read `tile_ids` one by one and write what R read to `out_path` (.npz, float32 via numpy) for
+#' parity/datacompare.py: image_<id> (H, W, C) and mask_<id> (H, W); `out_path`.json holds per tile the error
+#' message (if the tile could not be read) and the seconds it took.
+dump_tiles <- function(data_dir, tile_ids, config, out_path) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  arrays <- list()
+  errors <- list()
+  seconds <- list()
+  for (tile_id in tile_ids) {
+    key <- as.character(tile_id)
+    started <- proc.time()[["elapsed"]]
+    tile <- tryCatch(read_tile(data_dir, tile_id, config), data_error = function(e) conditionMessage(e))
+    seconds[[key]] <- proc.time()[["elapsed"]] - started
+    if (is.character(tile)) {
+      errors[[key]] <- tile
+    } else {
+      arrays[[paste0("image_", key)]] <- to_numpy(tile$image)
+      arrays[[paste0("mask_", key)]] <- to_numpy(tile$mask)
+    }
+  }
+  do.call(np$savez, c(list(out_path), arrays))
+  jsonlite::write_json(list(errors = errors, seconds = seconds), paste0(out_path, ".json"), auto_unbox = TRUE,
+                       digits = NA)
+  invisible(out_path)
+}

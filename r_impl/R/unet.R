@@ -1,0 +1,152 @@
+# The U-Net of the original project, built from the config; twin of python_impl/unet.py.
+#
+# Two block layouts (config variant), generalised by base_filters and depth:
+# - paper-r: Conv2D(f, 3, same, relu, L2) twice per level; Conv2DTranspose(f, 2, strides 2, same, L2, linear);
+#   Concatenate([skip, up]). With base 64 and depth 2 this is the R original (10 convolutions of 3 x 3).
+# - paper-python: Conv2D(f, 3, same) -> BatchNormalization -> ReLU twice per level; Concatenate([up, skip]).
+# batch_norm switches BN on or off in either layout; l2 > 0 puts an L2 penalty on every convolution kernel
+# except the output's. Every layer has an explicit name (FORMATS.md) and every initializer the seed
+# config seed + index of the layer in build order, so that both languages make the same weights.
+# Keras is reached through reticulate: integers as integers (64L), axes 0-based as in Python.
+
+UNET_VARIANTS <- c("paper-r", "paper-python")
+UNET_OPTIMIZERS <- c("rmsprop", "adam", "sgd")
+
+#' Counts layers in build order so that each gets the seed `seed + index` (twin of Python's _Builder).
+unet_builder <- function(config) {
+  keras <- reticulate::import("keras")
+  state <- new.env()
+  state$index <- 0L
+  next_seed <- function() {
+    seed <- as.integer(config$seed) + state$index
+    state$index <- state$index + 1L
+    seed
+  }
+  regularizer <- function() {
+    l2 <- as.numeric(config$l2)
+    if (l2 > 0) keras$regularizers$L2(l2) else NULL
+  }
+  conv <- function(x, filters, name, activation) {
+    seed <- next_seed()
+    keras$layers$Conv2D(
+      as.integer(filters), as.integer(config$kernel_size), padding = "same", activation = activation,
+      kernel_initializer = keras$initializers$GlorotUniform(seed = seed),
+      bias_initializer = keras$initializers$Zeros(),
+      kernel_regularizer = regularizer(), name = name)(x)
+  }
+  block <- function(x, filters, prefix) {
+    for (k in 1:2) {
+      if (isTRUE(config$batch_norm)) {
+        x <- conv(x, filters, sprintf("%s_conv%d", prefix, k), NULL)
+        next_seed()  # BN has no random initializer; the index still counts the layer
+        x <- keras$layers$BatchNormalization(name = sprintf("%s_bn%d", prefix, k))(x)
+        next_seed()
+        x <- keras$layers$Activation("relu", name = sprintf("%s_relu%d", prefix, k))(x)
+      } else {
+        x <- conv(x, filters, sprintf("%s_conv%d", prefix, k), "relu")
+      }
+    }
+    x
+  }
+  list(next_seed = next_seed, regularizer = regularizer, conv = conv, block = block)
+}
+
+#' Stop with a message naming the key when the config cannot describe a U-Net.
+check_config <- function(config) {
+  if (!config$variant %in% UNET_VARIANTS) {
+    stop(sprintf("config variant '%s': expected one of %s", config$variant, paste(UNET_VARIANTS, collapse = ", ")),
+         call. = FALSE)
+  }
+  if (!config$optimizer %in% UNET_OPTIMIZERS) {
+    stop(sprintf("config optimizer '%s': expected one of %s", config$optimizer,
+                 paste(UNET_OPTIMIZERS, collapse = ", ")), call. = FALSE)
+  }
+  depth <- as.integer(config$depth)
+  if (depth < 1L || as.integer(config$tile_size) %% (2L^depth) != 0L) {
+    stop(sprintf("config tile_size %d must be divisible by 2^depth = %d (depth >= 1)",
+                 as.integer(config$tile_size), as.integer(2L^depth)), call. = FALSE)
+  }
+  if (!as.integer(config$input_channels) %in% c(1L, 3L)) {
+    stop(sprintf("config input_channels %s: expected 1 or 3", config$input_channels), call. = FALSE)
+  }
+  invisible(config)
+}
+
+#' Build the U-Net described by `config` (uncompiled keras.Model named "unet").
+build_unet <- function(config) {
+  keras <- reticulate::import("keras")
+  check_config(config)
+  b <- unet_builder(config)
+  size <- as.integer(config$tile_size)
+  depth <- as.integer(config$depth)
+  base <- as.integer(config$base_filters)
+  inputs <- keras$Input(shape = reticulate::tuple(size, size, as.integer(config$input_channels)), name = "input")
+  x <- inputs
+  skips <- list()
+  for (level in seq_len(depth)) {
+    x <- b$block(x, base * 2L^(level - 1L), sprintf("enc%d", level))
+    skips[[level]] <- x
+    b$next_seed()
+    x <- keras$layers$MaxPooling2D(pool_size = 2L, name = sprintf("enc%d_pool", level))(x)
+  }
+  x <- b$block(x, base * 2L^depth, "bridge")
+  for (level in seq_len(depth)) {
+    filters <- base * 2L^(depth - level)
+    seed <- b$next_seed()
+    up <- keras$layers$Conv2DTranspose(
+      as.integer(filters), 2L, strides = 2L, padding = "same", activation = NULL,
+      kernel_initializer = keras$initializers$GlorotUniform(seed = seed),
+      bias_initializer = keras$initializers$Zeros(),
+      kernel_regularizer = b$regularizer(), name = sprintf("dec%d_up", level))(x)
+    skip <- skips[[depth - level + 1L]]  # R lists are 1-based
+    b$next_seed()
+    pair <- if (identical(config$variant, "paper-r")) list(skip, up) else list(up, skip)
+    x <- keras$layers$Concatenate(axis = -1L, name = sprintf("dec%d_concat", level))(pair)
+    x <- b$block(x, filters, sprintf("dec%d", level))
+  }
+  seed <- b$next_seed()
+  outputs <- keras$layers$Conv2D(
+    1L, 1L, padding = "same", activation = "sigmoid",
+    kernel_initializer = keras$initializers$GlorotUniform(seed = seed),
+    bias_initializer = keras$initializers$Zeros(), name = "output")(x)
+  keras$Model(inputs, outputs, name = "unet")
+}
+
+#' The optimizer named in the config, with its learning rate and Keras defaults otherwise.
+make_optimizer <- function(config) {
+  keras <- reticulate::import("keras")
+  lr <- as.numeric(config$learning_rate)
+  switch(config$optimizer,
+         rmsprop = keras$optimizers$RMSprop(learning_rate = lr),
+         adam = keras$optimizers$Adam(learning_rate = lr),
+         sgd = keras$optimizers$SGD(learning_rate = lr))
+}
+
+#' Compile with the config's optimizer and binary cross-entropy; returns the model.
+#'
+#' No compiled metrics: the metrics are counted from predictions (metrics.R), so train_on_batch and
+#' evaluate return the loss alone. jit_compile = FALSE because "auto" lets Keras choose XLA by device, and
+#' XLA fuses and reorders float operations outside op determinism: both twins must run the same graph.
+compile_unet <- function(model, config) {
+  keras <- reticulate::import("keras")
+  model$compile(optimizer = make_optimizer(config), loss = keras$losses$BinaryCrossentropy(),
+                jit_compile = FALSE)
+  model
+}
+
+#' Layer list with normalised configs and parameter counts (architecture.json).
+architecture_record <- function(model) {
+  layers <- list()
+  for (layer in model$layers) {
+    cfg <- layer$get_config()
+    keys <- c("filters", "kernel_size", "strides", "padding", "activation", "pool_size", "axis", "use_bias")
+    keep <- cfg[intersect(keys, names(cfg))]
+    if (!is.null(cfg$kernel_regularizer)) keep$l2 <- as.numeric(cfg$kernel_regularizer$config$l2)
+    if (!is.null(cfg$batch_shape)) keep$batch_shape <- cfg$batch_shape
+    # A Python tuple arrives as an R list; a length-1 R vector would go back as a scalar, so keep lists.
+    layers[[length(layers) + 1L]] <- list(name = layer$name, class_name = layer$`__class__`$`__name__`,
+                                          config = keep, params = as.integer(layer$count_params()))
+  }
+  trainable <- sum(vapply(model$trainable_weights, function(v) as.numeric(length(v$numpy())), numeric(1)))
+  list(layers = layers, total_params = as.integer(model$count_params()), trainable_params = as.integer(trainable))
+}

@@ -1,0 +1,50 @@
+# One training run in this process, everything written to a worker folder; twin of python_impl/worker.py.
+#
+# Run by r_impl/worker.R (Rscript as host) or by parity/workers.py through rpy2 (Python as host).
+
+WORKER_IMPL <- "r-rscript"
+
+#' Train once as the config and manifest say; write the worker files to `out_dir`; return the timings.
+#'
+#' `launched_at` (epoch seconds, when the spawner started this process) gives start_to_ready.
+run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) {
+  now <- function() as.numeric(Sys.time())
+  dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
+  started <- now()
+  impl <- Sys.getenv("TAILINGS_PARITY_IMPL", WORKER_IMPL)
+  log_progress(out_dir, sprintf("phase start pid %d", Sys.getpid()))
+  config <- read_config(config_path)
+  manifest <- read_manifest(manifest_path)
+  set_determinism(config)  # before any TensorFlow op
+  ready <- now()
+  origin <- if (is.null(launched_at)) started else launched_at
+  timings <- list(start_to_ready = ready - origin)
+
+  log_progress(out_dir, "phase data")
+  t <- now()
+  splits <- list()
+  hashes <- list()
+  for (split in c("train", "val")) {
+    tiles <- load_tiles(manifest$data_dir, manifest[[split]], config)
+    splits[[split]] <- tiles
+    for (k in seq_along(manifest[[split]])) {
+      image <- tiles$images[k, , , , drop = FALSE]
+      mask <- tiles$masks[k, , , 1, drop = FALSE]
+      hashes[[as.character(manifest[[split]][k])]] <- list(image = array_sha256(image), mask = array_sha256(mask))
+    }
+  }
+  save_json(hashes, file.path(out_dir, "input_hashes.json"))
+  np <- reticulate::import("numpy", convert = FALSE)
+  val_masks <- splits$val$masks
+  np$savez(file.path(out_dir, "inputs_val.npz"), images = to_numpy(splits$val$images),
+           masks = to_numpy(array(val_masks, dim = dim(val_masks)[1:3])))
+  timings$data <- now() - t
+
+  timings <- c(timings, train(config, manifest, splits, out_dir))
+  timings$total <- now() - origin
+  save_json(timings, file.path(out_dir, "timings.json"))
+  save_json(list(peak_rss_mb = peak_memory_mb()), file.path(out_dir, "memory.json"))
+  save_json(environment_record(config, impl), file.path(out_dir, "environment.json"))
+  log_progress(out_dir, "phase done")
+  invisible(timings)
+}

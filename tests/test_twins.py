@@ -1,0 +1,273 @@
+"""The twins: the same U-Net trained from Python, from R through rpy2 and from R through Rscript, bit for bit.
+
+Each worker runs in a fresh process (parity/workers.py) on the smoke preset; every artifact of the R workers
+must equal the Python reference bit for bit (compared as raw float32 bit patterns, so -0.0 vs 0.0 or one ULP
+fails). The ci-marked test does the same on the real tiles (``pytest -m ci``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.env import PROJECT_ROOT, default_data_dir, r_environment
+
+R_IMPLS = ("r-rpy2", "r-rscript")
+ARRAYS = ("forward_fixed.npy", "batch_losses.npy", "predictions_val.npy")
+WEIGHTS = ("weights_initial.npz", "weights_final.npz", "inputs_val.npz")
+
+
+def first_bit_difference(a: np.ndarray, b: np.ndarray) -> str | None:
+    """None if ``a`` and ``b`` have the same shape, dtype and bits; else where they first differ."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return f"shape/dtype {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
+    ua = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+    ub = np.ascontiguousarray(b).view(np.uint8).reshape(-1)
+    diff = np.flatnonzero(ua != ub)
+    if diff.size == 0:
+        return None
+    index = np.unravel_index(diff[0] // a.itemsize, a.shape)
+    return f"{diff.size} differing byte(s); first at element {tuple(int(i) for i in index)}: {a[index]!r} vs {b[index]!r}"
+
+
+def make_run_inputs(folder: Path, preset: str, overrides: list[str] | None = None) -> tuple[Path, Path]:
+    """config.json + manifest.json (and synthetic tiles for synthetic presets) in ``folder``."""
+    from parity.manifest import make_manifest, write_manifest
+    from parity.synthetic import make_synthetic
+    from python_impl.config import load_config, write_config
+    from python_impl.data import list_tiles
+
+    config = load_config(preset, overrides)
+    if config["data"] == "synthetic":
+        data_dir = folder / "data"
+        make_synthetic(data_dir, config["synthetic_count"], config["synthetic_size"], config["synthetic_seed"])
+        excluded = {}
+    else:
+        data_dir = default_data_dir()
+        if data_dir is None:
+            pytest.skip("the real tiles are not beside the project (set TAILINGS_DATA)")
+        excluded = {23: "img_tiff/img_23.tif is 448 x 48 (data/README.md)"}
+    ids = [t for t in list_tiles(data_dir, config["encoding"]) if t not in excluded]
+    write_config(config, folder / "config.json")
+    write_manifest(make_manifest(config, data_dir, ids, excluded), folder / "manifest.json")
+    return folder / "config.json", folder / "manifest.json"
+
+
+def run_three(folder: Path, config_path: Path, manifest_path: Path, timeout_s: float) -> dict:
+    """Run the three workers one after the other; returns impl -> WorkerResult."""
+    from parity.workers import IMPLS, spawn_worker
+
+    return {impl: spawn_worker(impl, config_path, manifest_path, folder / impl, timeout_s=timeout_s)
+            for impl in IMPLS}
+
+
+def assert_bitwise_equal(reference: Path, other: Path) -> None:
+    """Every array artifact and the metrics of ``other`` equal ``reference`` bit for bit."""
+    for name in ARRAYS:
+        diff = first_bit_difference(np.load(reference / name), np.load(other / name))
+        assert diff is None, f"{other.name}/{name}: {diff}"
+    for name in WEIGHTS:
+        ref, oth = np.load(reference / name), np.load(other / name)
+        assert list(ref.keys()) == list(oth.keys()), f"{other.name}/{name}: variable names or order differ"
+        for key in ref.keys():
+            diff = first_bit_difference(ref[key], oth[key])
+            assert diff is None, f"{other.name}/{name} {key}: {diff}"
+    for name in ("metrics.json", "architecture.json", "input_hashes.json"):
+        assert json.loads((reference / name).read_text()) == json.loads((other / name).read_text()), \
+            f"{other.name}/{name} differs from {reference.name}/{name}"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("twins-smoke")
+    config_path, manifest_path = make_run_inputs(folder, "smoke")
+    return folder, run_three(folder, config_path, manifest_path, timeout_s=600)
+
+
+def test_bit_comparison_catches_one_flipped_bit():
+    a = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4)
+    b = a.copy()
+    assert first_bit_difference(a, b) is None
+    b.view(np.uint32)[1, 2, 3] ^= 1  # the lowest mantissa bit of one element
+    assert "element (1, 2, 3)" in first_bit_difference(a, b)
+    c = a.copy()
+    c[0, 0, 0], a[0, 0, 0] = -0.0, 0.0  # equal as numbers, different bits
+    assert first_bit_difference(a, c) is not None
+
+
+def test_smoke_workers_succeed(smoke_run):
+    folder, results = smoke_run
+    for impl, result in results.items():
+        assert result.ok, f"{impl}: {result.error}\n{result.stderr_tail}"
+        status = json.loads((folder / impl / "status.json").read_text())
+        assert status["ok"] and status["phase"] == "done"
+        env = json.loads((folder / impl / "environment.json").read_text())
+        assert env["op_determinism"] is True and env["threads_intra"] == 1 and env["impl"] == impl
+        assert (env["rpy2_version"] is not None) == (impl == "r-rpy2")
+        timings = json.loads((folder / impl / "timings.json").read_text())
+        assert len(timings["epochs"]) == 2 and timings["start_to_ready"] > 0
+        assert json.loads((folder / impl / "memory.json").read_text())["peak_rss_mb"] > 100
+
+
+@pytest.mark.parametrize("impl", R_IMPLS)
+def test_smoke_r_equals_python_bit_for_bit(smoke_run, impl):
+    folder, results = smoke_run
+    if not (results["python"].ok and results[impl].ok):
+        pytest.fail(f"a worker failed: {results['python'].error} / {results[impl].error}")
+    assert_bitwise_equal(folder / "python", folder / impl)
+    losses = np.load(folder / impl / "batch_losses.npy")
+    assert losses.shape == (2, 4) and np.all(np.isfinite(losses))
+
+
+def test_smoke_metrics_follow_from_predictions(smoke_run):
+    from python_impl.metrics import confusion_counts, segmentation_metrics
+
+    folder, results = smoke_run
+    assert results["r-rscript"].ok
+    out = folder / "r-rscript"
+    masks = np.load(out / "inputs_val.npz")["masks"]
+    counts = confusion_counts(np.load(out / "predictions_val.npy"), masks)
+    last = json.loads((out / "metrics.json").read_text())["epochs"][-1]["val"]
+    assert {k: last[k] for k in ("tp", "fp", "fn", "tn")} == counts
+    assert segmentation_metrics(counts)["baseline_accuracy"] == last["baseline_accuracy"]
+    assert sum(counts.values()) == masks.size
+
+
+CROSSLOAD_R = r"""
+args <- commandArgs(trailingOnly = TRUE)
+for (f in sort(list.files(args[1], pattern = "\\.R$", full.names = TRUE), method = "radix")) source(f)
+keras <- reticulate::import("keras")
+np <- reticulate::import("numpy", convert = FALSE)
+model <- keras$models$load_model(args[2])
+images <- np$load(args[3])$get("images")
+save_array(model$predict(images, batch_size = 4L, verbose = 0L), args[4])
+"""
+
+
+def test_keras_files_load_across_languages(smoke_run, tmp_path):
+    import keras
+
+    folder, results = smoke_run
+    assert results["python"].ok and results["r-rscript"].ok
+    # Python loads the model that R saved.
+    images = np.load(folder / "python" / "inputs_val.npz")["images"]
+    r_model = keras.models.load_model(folder / "r-rscript" / "model.keras")
+    from_r = r_model.predict(images, batch_size=4, verbose=0)[..., 0]
+    assert first_bit_difference(from_r, np.load(folder / "r-rscript" / "predictions_val.npy")) is None
+    # R loads the model that Python saved.
+    script = tmp_path / "crossload.R"
+    script.write_text(CROSSLOAD_R)
+    out = tmp_path / "r_pred.npy"
+    proc = subprocess.run(["Rscript", str(script), str(PROJECT_ROOT / "r_impl" / "R"),
+                           str(folder / "python" / "model.keras"), str(folder / "python" / "inputs_val.npz"),
+                           str(out)], env=r_environment(python=sys.executable), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from_py = np.load(out)[..., 0]
+    assert first_bit_difference(from_py, np.load(folder / "python" / "predictions_val.npy")) is None
+
+
+# --- the original networks, transcribed from the original scripts (no names, no seeds) -------------------------
+
+def original_r_network():
+    """R/tailings_seg_r.R of IsasGithub/tailings_seg: 448 x 448 x 3, 64-128-256, L2 0.01, skip first."""
+    import keras
+    from keras import layers
+
+    reg = keras.regularizers.L2(0.01)
+
+    def block(x, f):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", kernel_regularizer=reg)(x)
+        return layers.Conv2D(f, 3, padding="same", activation="relu", kernel_regularizer=reg)(x)
+
+    inputs = keras.Input((448, 448, 3))
+    c1 = block(inputs, 64)
+    c2 = block(layers.MaxPooling2D(2)(c1), 128)
+    b = block(layers.MaxPooling2D(2)(c2), 256)
+    u1 = layers.Conv2DTranspose(128, 2, strides=2, padding="same", kernel_regularizer=reg)(b)
+    d1 = block(layers.Concatenate()([c2, u1]), 128)
+    u2 = layers.Conv2DTranspose(64, 2, strides=2, padding="same", kernel_regularizer=reg)(d1)
+    d2 = block(layers.Concatenate()([c1, u2]), 64)
+    return keras.Model(inputs, layers.Conv2D(1, 1, activation="sigmoid")(d2))
+
+
+def original_python_network():
+    """Python/tailings_seg_python.py: greyscale 448 x 448, conv-BN-ReLU blocks 64-128-256, bridge 512."""
+    import keras
+    from keras import layers
+
+    def conv_block(x, f):
+        for _ in range(2):
+            x = layers.Conv2D(f, 3, padding="same")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        return x
+
+    inputs = keras.Input((448, 448, 1))
+    skips, x = [], inputs
+    for f in (64, 128, 256):
+        x = conv_block(x, f)
+        skips.append(x)
+        x = layers.MaxPooling2D((2, 2))(x)
+    x = conv_block(x, 512)
+    for f, skip in zip((256, 128, 64), reversed(skips)):
+        x = layers.Conv2DTranspose(f, (2, 2), strides=2, padding="same")(x)
+        x = conv_block(layers.Concatenate()([x, skip]), f)
+    return keras.Model(inputs, layers.Conv2D(1, 1, padding="same", activation="sigmoid")(x))
+
+
+@pytest.mark.parametrize("preset,original", [("paper-r", original_r_network),
+                                             ("paper-python", original_python_network)])
+def test_paper_variants_match_the_original_networks(preset, original):
+    from python_impl.config import load_config
+    from python_impl.unet import build_unet
+
+    ours, theirs = build_unet(load_config(preset)), original()
+    signature = lambda m: [(type(l).__name__, l.count_params(), tuple(l.output.shape)) for l in m.layers]  # noqa: E731
+    assert signature(ours) == signature(theirs)
+    assert ours.count_params() == theirs.count_params()
+    if preset == "paper-r":
+        assert sum(1 for l in ours.layers if type(l).__name__ == "Conv2D" and l.kernel_size == (3, 3)) == 10
+
+
+ARCH_R = r"""
+args <- commandArgs(trailingOnly = TRUE)
+for (f in sort(list.files(args[1], pattern = "\\.R$", full.names = TRUE), method = "radix")) source(f)
+for (preset in c("paper-r", "paper-python")) {
+  save_json(architecture_record(build_unet(load_config(preset))), file.path(args[2], paste0(preset, ".json")))
+}
+"""
+
+
+def test_r_builds_the_same_paper_architectures(tmp_path):
+    from python_impl.config import load_config
+    from python_impl.unet import architecture_record, build_unet
+
+    script = tmp_path / "arch.R"
+    script.write_text(ARCH_R)
+    proc = subprocess.run(["Rscript", str(script), str(PROJECT_ROOT / "r_impl" / "R"), str(tmp_path)],
+                          env=r_environment(python=sys.executable), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for preset in ("paper-r", "paper-python"):
+        from_r = json.loads((tmp_path / f"{preset}.json").read_text())
+        assert from_r == architecture_record(build_unet(load_config(preset))), preset
+
+
+@pytest.mark.ci
+def test_ci_real_tiles_bit_for_bit_and_better_than_background(tmp_path):
+    config_path, manifest_path = make_run_inputs(tmp_path, "ci")
+    results = run_three(tmp_path, config_path, manifest_path, timeout_s=900)
+    for impl, result in results.items():
+        assert result.ok, f"{impl}: {result.error}\n{result.stderr_tail}"
+    for impl in R_IMPLS:
+        assert_bitwise_equal(tmp_path / "python", tmp_path / impl)
+    val = json.loads((tmp_path / "python" / "metrics.json").read_text())["epochs"][-1]["val"]
+    # The all-background model has IoU 0 and accuracy baseline_accuracy; the trained one must beat both clearly.
+    assert val["iou"] > 0.3, val
+    assert val["accuracy"] > val["baseline_accuracy"], val
