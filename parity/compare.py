@@ -52,6 +52,15 @@ PHASE_STAGE = {"start": "inputs", "config": "inputs", "data": "inputs", "manifes
                "save": "saved_models", "done": "saved_models"}
 
 
+# Worker phases in order, and the phase whose files each stage reads: a worker that failed in a phase has
+# not written the evidence of that phase or any later one.
+PHASE_ORDER = ["start", "config", "data", "manifest", "build", "compile", "forward", "train", "evaluation",
+               "evaluate", "save", "done"]
+STAGE_PHASE = {"inputs": "data", "batch_order": "train", "architecture": "build", "initial_weights": "build",
+               "forward": "build", "batch_losses": "train", "final_weights": "save", "predictions": "evaluation",
+               "metrics": "train", "saved_models": "save"}
+
+
 class CompareError(ValueError):
     """A run or worker folder that cannot be compared (missing, unreadable), with what to do about it."""
 
@@ -524,20 +533,23 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
     failed_stage = None
     for w in failed:
         st = w.status
-        s = PHASE_STAGE.get(str(st.get("phase")), "inputs")
+        phase = str(st.get("phase"))
+        s = PHASE_STAGE.get(phase, "inputs")
         if failed_stage is None or STAGES.index(s) < STAGES.index(failed_stage[0]):
-            failed_stage = (s, w, st)
+            failed_stage = (s, w, st, PHASE_ORDER.index(phase) if phase in PHASE_ORDER else 0)
     for stage in STAGES:
-        if failed_stage and STAGES.index(stage) >= STAGES.index(failed_stage[0]):
-            s, w, st = failed_stage
+        if failed_stage:
+            s, w, st, fail_idx = failed_stage
             if stage == s:
                 stages.append(_result(stage, "failed",
                                       f"worker {w.name} failed in phase {st.get('phase')}: "
                                       f"{_one_line(st.get('error'))}", location=f"worker {w.name}",
                                       returncode=st.get("returncode"), stderr_tail=st.get("stderr_tail")))
-            else:
-                stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed earlier"))
-            continue
+                continue
+            if PHASE_ORDER.index(STAGE_PHASE[stage]) >= fail_idx:
+                stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed in phase "
+                                                        f"{st.get('phase')}"))
+                continue
         try:
             stages.append(funcs[stage]())
         except Exception as exc:  # one unreadable file must not hide the other stages' verdicts

@@ -167,7 +167,7 @@ def _clean(o):
     return o
 
 
-def collect_results(run_dir: Path, comparison: dict) -> dict:
+def collect_results(run_dir: Path, comparison: dict, complete: bool | None = None) -> dict:
     """Every number the report shows, as the results.json document."""
     from parity.compare import WorkerFolder
 
@@ -195,7 +195,7 @@ def collect_results(run_dir: Path, comparison: dict) -> dict:
                                 "max_abs_diff": s["details"].get("max_abs_diff")})
     return _clean({
         "schema": RESULTS_SCHEMA, "version": RESULTS_VERSION, "run_id": run_dir.name,
-        "generated": datetime.now(timezone.utc).isoformat(), "complete": not (run_dir / "INCOMPLETE").exists(),
+        "generated": datetime.now(timezone.utc).isoformat(), "complete": (not (run_dir / "INCOMPLETE").exists()) if complete is None else complete,
         "preset": config.get("preset"), "mode": comparison["mode"], "config": config,
         "verdict": comparison["verdict"], "ok": comparison["ok"], "first_divergence": comparison["first_divergence"],
         "workers": {impl: {"key": w.path.name, "status": w.status} for impl, w in workers.items()},
@@ -377,7 +377,7 @@ def plot_tiles(run_dir: Path, results: dict, path: Path, n_tiles: int = 3) -> bo
                   (masks[k], "ground truth", "gray")]
         disagree = np.zeros(masks[k].shape, dtype=bool)
         for impl, p in preds.items():
-            panels.append((p[k] > 0.5 if p.ndim == 3 else p[k], f"{impl} (p > 0.5)", "gray"))
+            panels.append((p[k], f"{impl}: p(tailings)", "gray"))
             if p.shape == ref_cls.shape:
                 disagree |= (p[k] > 0.5) != ref_cls[k]
         panels.append((disagree, f"disagree: {int(disagree.sum())} px", "Reds"))
@@ -494,11 +494,18 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]], str |
     out.append(("Dataset card", ["", ""], dataset_rows(results["dataset"]), None))
     out.append(("Training curves", [], [], "curves"))
     out.append(("Batch losses", [], [], "batch_losses"))
-    wrows = [[w["candidate"], w["variable"], "yes" if w["identical"] else "no", _n(w.get("max_abs_diff")),
-              _n(w.get("max_ulp_diff")), _n(w.get("rel_l2"))]
-             for w in results["weights"] if w["stage"] == "final_weights"]
-    out.append(("Final weights per variable", ["candidate", "variable", "bit-identical", "max abs diff",
-                                                "max ulp", "rel L2"], wrows, "weights"))
+    final = [w for w in results["weights"] if w["stage"] == "final_weights"]
+    cands = list(dict.fromkeys(w["candidate"] for w in final))
+    by = {(w["candidate"], w["variable"]): w for w in final}
+    wrows = []
+    for var in dict.fromkeys(w["variable"] for w in final):
+        row = [var]
+        for c in cands:
+            w = by.get((c, var)) or {}
+            row += [_n(w.get("max_abs_diff")), _n(w.get("max_ulp_diff")), _n(w.get("rel_l2"))]
+        wrows.append(row)
+    header = ["variable"] + [f"{c} {m}" for c in cands for m in ("max abs diff", "max ulp", "rel L2")]
+    out.append(("Final weights per variable", header, wrows, "weights"))
     prow = [[p["candidate"], _n(p["max_abs_diff"]), f"{p['class_differ_share']:.4%}"
              if p["class_differ_share"] is not None else "-"] for p in results["predictions"]]
     out.append(("Predictions", ["candidate", "max abs diff of probabilities", "pixels whose class differs"],
@@ -543,8 +550,15 @@ def dataset_rows(ds: dict) -> list[list[str]]:
             ["val tiles", ", ".join(str(t) for t in ds.get("val") or [])],
             ["left out", "; ".join(f"tile {k}: {v}" for k, v in (ds.get("excluded") or {}).items()) or "none"],
             ["manifest sha256", str(ds.get("manifest_sha256"))]]
-    for k, v in (ds.get("card") or {}).items():
-        if k in ("excluded", "tiles", "per_tile"):
+    card = ds.get("card") or {}
+    for split, b in (card.get("class_balance") or {}).items():
+        if not isinstance(b, dict) or b.get("tailings_share") is None:
+            continue
+        rows.append([f"class balance: {split.replace('_', ' ')}",
+                     f"{b['tailings_share']:.2%} tailings over {b.get('tiles')} tiles ({b.get('pixels')} px); "
+                     f"all-background baseline accuracy {b['baseline_accuracy']:.4f}"])
+    for k, v in card.items():
+        if k in ("excluded", "tiles", "per_tile", "class_balance", "schema", "version", "data_dir"):
             continue
         rows.append([k.replace("_", " "), _short(v) if not isinstance(v, dict) else
                      ", ".join(f"{a}: {_n(b) if isinstance(b, (int, float)) else b}" for a, b in v.items())[:300]])
@@ -605,11 +619,15 @@ def render_html(results: dict, plots: dict[str, Path]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build_report(run_dir: Path | str, comparison: dict | None = None, **_ignored) -> dict:
-    """Write results.json, report.md, report.html and plots/ of a run folder; returns the results."""
+def build_report(run_dir: Path | str, comparison: dict | None = None, complete: bool | None = None) -> dict:
+    """Write results.json, report.md, report.html and plots/ of a run folder; returns the results.
+
+    ``complete``: whether the run finished (the runner says True just before it removes INCOMPLETE);
+    by default, whether the folder has no INCOMPLETE marker.
+    """
     run_dir = check_run_dir(run_dir)
     comparison = comparison or compare_run(run_dir)
-    results = collect_results(run_dir, comparison)
+    results = collect_results(run_dir, comparison, complete)
     plots = make_plots(run_dir, results)
     results["plots"] = {k: f"plots/{p.name}" for k, p in plots.items()}
     (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

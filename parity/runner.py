@@ -296,7 +296,7 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
     harness["phases"]["total"] = time.time() - t_run
     harness["finished"] = datetime.now(timezone.utc).isoformat()
     (run_dir / "harness.json").write_text(json.dumps(harness, indent=1) + "\n")
-    report.build_report(run_dir, comparison=doc)
+    report.build_report(run_dir, comparison=doc, complete=True)
     (run_dir / "INCOMPLETE").unlink()
 
 

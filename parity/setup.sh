@@ -18,7 +18,7 @@ GPU="${GPU:-0}"
 CRAN_REPO="${CRAN_REPO:-https://cloud.r-project.org}"
 RETICULATE_MIN="1.41"
 # Debian packages of R and of the R packages the R side uses (DESCRIPTION lists the same).
-R_DEBS=(r-base-core r-base-dev r-cran-jsonlite r-cran-png r-cran-jpeg r-cran-terra r-cran-testthat
+R_DEBS=(r-base-core r-base-dev r-cran-codetools r-cran-jsonlite r-cran-png r-cran-jpeg r-cran-terra r-cran-testthat
         r-cran-rcpp r-cran-rcpptoml r-cran-here r-cran-rappdirs r-cran-rlang r-cran-withr r-cran-matrix)
 # rasterio's wheels bundle GDAL; these are for R's terra (pulled in by r-cran-terra) and for building rpy2.
 BUILD_DEBS=(build-essential xz-utils)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from python_impl import artifacts, metrics, unet
+from python_impl.augment import augment_batch
 
 
 def set_determinism(config: dict) -> dict:
@@ -88,8 +89,6 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
             fed[-1].append([int(manifest["train"][p]) for p in idx])
             x, y = train_x[idx], train_y[idx]
             if config["augment"]:
-                from python_impl.augment import augment_batch
-
                 x, y = augment_batch(x, y, batch_seeds(manifest, epoch, positions), config)
             # train_on_batch resets the metrics before the step, so the loss it returns is this batch's.
             losses[epoch, b] = model.train_on_batch(x, y)
@@ -103,7 +102,7 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
         timings["epoch_metrics"].append(time.time() - t)
         v = history[-1]["val"]
         artifacts.log_progress(out_dir, f"epoch {epoch + 1}/{epochs} done val_loss {v['loss']:.4f} "
-                                        f"val_iou {v['iou'] if v['iou'] is None else round(v['iou'], 4)} "
+                                        f"val_iou {'None' if v['iou'] is None else format(v['iou'], '.4f')} "
                                         f"elapsed {time.time() - started:.1f}s")
     artifacts.save_array(losses, out_dir / "batch_losses.npy")
     artifacts.save_json({"manifest_sha256": manifest.get("manifest_sha256"), "batches": fed},

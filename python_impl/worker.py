@@ -19,6 +19,8 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
 
     ``launched_at`` (epoch seconds, when the spawner started this process) gives ``start_to_ready``.
     """
+    import numpy as np
+
     from parity.manifest import read_manifest  # the Python twin of data.R's read_manifest
     from python_impl import artifacts, config as config_mod, data, train
 
@@ -44,8 +46,6 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
             hashes[str(tile_id)] = {"image": artifacts.array_sha256(images[k]),
                                     "mask": artifacts.array_sha256(masks[k, :, :, 0])}
     artifacts.save_json(hashes, out_dir / "input_hashes.json")
-    import numpy as np
-
     np.savez(out_dir / "inputs_val.npz", images=splits["val"]["images"], masks=splits["val"]["masks"][..., 0])
     timings["data"] = time.time() - t
 

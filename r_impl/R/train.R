@@ -103,7 +103,7 @@ train <- function(config, manifest, data, out_dir) {
     metric_times <- c(metric_times, now() - t)
     v <- history[[epoch + 1L]]$val
     log_progress(out_dir, sprintf("epoch %d/%d done val_loss %.4f val_iou %s elapsed %.1fs", epoch + 1L, epochs,
-                                  v$loss, if (is.null(v$iou)) "None" else format(round(v$iou, 4)),
+                                  v$loss, if (is.null(v$iou)) "None" else sprintf("%.4f", v$iou),
                                   now() - started))
   }
   timings$epochs <- as.list(epoch_times)  # a list, so that one epoch still writes a JSON array
