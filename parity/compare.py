@@ -506,8 +506,9 @@ def compare_saved_models(ref, cand, mode, tolerances) -> dict:
 
 
 def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", tolerances: dict | None = None,
-                 manifest: dict | None = None) -> dict:
-    """All stages for one candidate worker against the reference; names the first divergence."""
+                 manifest: dict | None = None, stages_to_check: list[str] | None = None) -> dict:
+    """All stages (or ``stages_to_check``) for one candidate worker against the reference; names the first
+    divergence."""
     if mode not in MODES:
         raise CompareError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
@@ -537,7 +538,7 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
         s = PHASE_STAGE.get(phase, "inputs")
         if failed_stage is None or STAGES.index(s) < STAGES.index(failed_stage[0]):
             failed_stage = (s, w, st, PHASE_ORDER.index(phase) if phase in PHASE_ORDER else 0)
-    for stage in STAGES:
+    for stage in stages_to_check or STAGES:
         if failed_stage:
             s, w, st, fail_idx = failed_stage
             if stage == s:
@@ -636,7 +637,9 @@ def compare_workers(workers: list[WorkerFolder], mode: str = "strict", tolerance
     repeat_pairs = []
     for impl, ws in (repeats or {}).items():
         for w in ws[1:]:
-            p = compare_pair(ws[0], w, "strict", tolerances, manifest)
+            # Only the first repeat's models are cross-loaded; repeats check run-to-run determinism.
+            p = compare_pair(ws[0], w, "strict", tolerances, manifest,
+                             stages_to_check=[s for s in STAGES if s != "saved_models"])
             p["kind"] = "repeat"
             repeat_pairs.append(p)
     stats_doc = compare_statistical(statistical_groups, ref.name) if statistical_groups else None

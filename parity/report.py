@@ -57,11 +57,11 @@ def worker_records(run_dir: Path) -> list[dict]:
     recs = []
     for d in sorted(p for p in (run_dir / "workers").iterdir() if p.is_dir() and not p.name.startswith(".")):
         parts = d.name.split("-")
-        rep = int(parts[-1][1:]) if parts[-1].startswith("r") and parts[-1][1:].isdigit() else 1
-        impl = "-".join(p for p in parts if not ((p[:1] in "rs") and p[1:].isdigit()))
-        recs.append({"key": d.name, "impl": impl, "seed": None, "repeat": rep})
+        tagged = {p[0]: int(p[1:]) for p in parts[1:] if p[:1] in "rs" and p[1:].isdigit()}
+        impl = "-".join(p for p in parts if not (p[:1] in "rs" and p[1:].isdigit()))
+        recs.append({"key": d.name, "impl": impl, "seed": tagged.get("s"), "repeat": tagged.get("r", 1)})
     order = {"python": 0, "r-rpy2": 1, "r-rscript": 2}
-    return sorted(recs, key=lambda r: (r["repeat"], order.get(r["impl"], 9)))
+    return sorted(recs, key=lambda r: (r["seed"] or 0, r["repeat"], order.get(r["impl"], 9)))
 
 
 def compare_run(run_dir: Path | str, mode: str | None = None) -> dict:

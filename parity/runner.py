@@ -48,14 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tol", action="append", default=[], metavar="STAGE=RTOL,ATOL",
                         help="tolerance mode: rtol and atol of one stage, e.g. --tol final_weights=1e-4,1e-5")
     parser.add_argument("--reports-dir", default=None, help="where run folders go (default: <project>/reports)")
-    parser.add_argument("--r-dir", default=None, help=argparse_suppress())
-
-
-def argparse_suppress():
-    """Help text that hides an option (``--r-dir``: a patched copy of r_impl/R, used by the test suite)."""
-    import argparse
-
-    return argparse.SUPPRESS
+    parser.add_argument("--r-dir", default=None,
+                        help="run the R workers from this copy of r_impl/R (e.g. a mistake fixture)")
 
 
 def parse_impls(text: str) -> list[str]:
@@ -289,6 +283,8 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
 
     from parity import report
 
+    # compare_run reads harness.json to know which folders are repeats and seeds.
+    (run_dir / "harness.json").write_text(json.dumps(harness, indent=1) + "\n")
     t = time.time()
     doc = report.compare_run(run_dir)
     harness["phases"]["compare"] = time.time() - t

@@ -14,12 +14,14 @@ pytestmark = pytest.mark.ci
 
 @pytest.fixture(scope="module")
 def ci_comparison(ci_run):
+    """comparison.json of the ci run."""
     return json.loads((ci_run / "comparison.json").read_text())
 
 
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("candidate", CANDIDATES)
 def test_ci_stage_bit_identical(ci_comparison, candidate, stage):
+    """On the real tiles too, every stage of every R worker is bit-identical to Python."""
     pair = next(p for p in ci_comparison["pairs"] if p["candidate"] == candidate)
     result = next(s for s in pair["stages"] if s["stage"] == stage)
     assert result["verdict"] == "identical", f"{candidate} {stage}: {result['summary']}\n" + describe_divergence(pair)

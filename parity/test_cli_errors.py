@@ -25,6 +25,7 @@ def _run(argv, capsys):
     (["run", "--mode", "tolerance", "--tol", "weights=1"], "STAGE=RTOL,ATOL"),
 ])
 def test_usage_errors_exit_2_and_create_nothing(argv, needle, capsys, tmp_path):
+    """Each usage error names the bad value and the fix, exits 2, and makes no run folder."""
     rc, err = _run(argv + ["--reports-dir", str(tmp_path)], capsys)
     assert rc == 2 and needle in err, err
     assert not any(tmp_path.iterdir()), "a usage error must not create a run folder"
@@ -43,5 +44,6 @@ def test_run_that_fails_half_way_is_marked_incomplete(tmp_path, capsys):
 
 
 def test_report_of_a_missing_run(capsys, tmp_path):
+    """`report` on a folder that does not exist says so and exits 2."""
     rc, err = _run(["report", str(tmp_path / "no-such-run")], capsys)
     assert rc == 2 and "no such run folder" in err
