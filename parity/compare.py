@@ -679,6 +679,10 @@ def verdict_of(doc: dict) -> dict:
             line = ("DIVERGED (statistical): " + (f"{bad['candidate']} {bad['summary']}" if bad else
                                                   "no statistical test could run"))
         return {"ok": ok, "first_divergence": first, "verdict": line}
+    if first is None and rep_first is None and n == 1:
+        # One worker is no parity claim: say so rather than "bit-identical across python".
+        return {"ok": True, "first_divergence": None,
+                "verdict": f"NO COMPARISON: only {names} ran ({mode}); give --impls with two or more workers"}
     if first is None and rep_first is None:
         word = "bit-identical" if all(s["verdict"] in ("identical", "not_recorded")
                                       for p in pairs for s in p["stages"]) else "within tolerance"

@@ -104,8 +104,12 @@ def _read_file(path: Path) -> tuple[np.ndarray, dict]:
     return array, meta
 
 
-def image_values(raw: np.ndarray, meta: dict, path: Path | str) -> np.ndarray:
-    """Decoded image -> float64 (H, W, 3) RGB in [0, 1] by the reading rules; DataError if it does not fit them."""
+def image_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0) -> np.ndarray:
+    """Decoded image -> float64 (H, W, 3) RGB in [0, 1] by the reading rules, resized to ``tile_size`` (0 = keep).
+
+    The checks run on the full tile; resizing then selects from the raw values (nearest neighbour only picks
+    values, so scaling fewer of them gives the same numbers). DataError if the tile does not fit the rules.
+    """
     if meta["bands"] != 3:
         raise DataError(f"{path}: {meta['bands']} band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)")
     if "transform" in meta:  # GeoTIFF: reflectance, bands B2, B3, B4
@@ -119,21 +123,24 @@ def image_values(raw: np.ndarray, meta: dict, path: Path | str) -> np.ndarray:
             hits = int(np.count_nonzero(values == meta["nodata"]))
             if hits:
                 raise DataError(f"{path}: {hits} nodata pixel(s) (nodata = {meta['nodata']}); fill or remove the tile")
-        return np.clip(values[:, :, ::-1] * GEOTIFF_FACTOR, 0.0, 1.0)
+        values = resize_nearest(values, tile_size)
+        rgb = values[:, :, ::-1] * GEOTIFF_FACTOR
+        return np.clip(rgb, 0.0, 1.0)
     if raw.dtype != np.uint8:
         raise DataError(f"{path}: dtype {raw.dtype.name}, expected 8-bit RGB JPEG")
-    return raw.astype(np.float64) / 255.0
+    return resize_nearest(raw, tile_size).astype(np.float64) / 255.0
 
 
-def mask_values(raw: np.ndarray, meta: dict, path: Path | str) -> np.ndarray:
-    """Decoded mask -> float64 (H, W) of exactly 0/1 (GeoTIFF ``> 0``, JPEG ``> 127``)."""
+def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0) -> np.ndarray:
+    """Decoded mask -> float64 (H, W) of exactly 0/1 (GeoTIFF ``> 0``, JPEG ``> 127``), resized to ``tile_size``."""
     if meta["bands"] != 1:
         raise DataError(f"{path}: {meta['bands']} band(s), expected a 1-band mask")
-    values = raw[:, :, 0]
     if "transform" in meta:
-        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
             raise DataError(f"{path}: NaN/infinite values in the mask; fill or remove the tile")
+        values = resize_nearest(raw[:, :, 0], tile_size)
         return (values > 0).astype(np.float64)
+    values = resize_nearest(raw[:, :, 0], tile_size)
     return (values > JPEG_MASK_THRESHOLD).astype(np.float64)
 
 
@@ -170,19 +177,19 @@ def read_tile(data_dir: Path | str, tile_id: int, config: dict) -> tuple[np.ndar
     """
     encoding = check_encoding(config["encoding"])
     img_path, mask_path = tile_paths(data_dir, tile_id, encoding)
+    size = int(config.get("tile_size") or 0)
     try:
         raw, meta = read_image_file(img_path)
-        image = image_values(raw, meta, img_path)
+        image = image_values(raw, meta, img_path, size)
         raw_mask, mask_meta = read_mask_file(mask_path)
-        mask = mask_values(raw_mask, mask_meta, mask_path)
+        mask = mask_values(raw_mask, mask_meta, mask_path, size)
     except DataError as exc:
         raise DataError(f"tile {tile_id}: {exc}") from None
-    if image.shape[:2] != mask.shape:
-        raise DataError(f"tile {tile_id}: image {image.shape[0]} x {image.shape[1]} ({img_path}) but mask "
-                        f"{mask.shape[0]} x {mask.shape[1]} ({mask_path}); re-export the tile or leave it out")
-    size = int(config.get("tile_size") or 0)
-    image = to_channels(resize_nearest(image, size), int(config.get("input_channels", 3)))
-    mask = resize_nearest(mask, size)
+    # The sizes as read, before resizing.
+    if (meta["height"], meta["width"]) != (mask_meta["height"], mask_meta["width"]):
+        raise DataError(f"tile {tile_id}: image {meta['height']} x {meta['width']} ({img_path}) but mask "
+                        f"{mask_meta['height']} x {mask_meta['width']} ({mask_path}); re-export the tile or leave it out")
+    image = to_channels(image, int(config.get("input_channels", 3)))
     # The one rounding to float32 (round to nearest even), the same as R's doubles handed to numpy.
     return image.astype(np.float32), mask.astype(np.float32)
 
