@@ -72,7 +72,7 @@ read_file <- function(path) {
   # Loading terra prints notes about methods (codetools absent); load it quietly, once.
   if (geotiff) suppressMessages(requireNamespace("terra", quietly = TRUE))
   # A warning from a decoder (libjpeg: "Premature end of JPEG file") means a damaged file: an error here.
-  values <- tryCatch(
+  decoded <- tryCatch(
     withCallingHandlers({
       if (geotiff) {
         r <- terra::rast(path)
@@ -80,7 +80,7 @@ read_file <- function(path) {
         # to [row, col] waits until after resizing, where it moves fewer values.
         v <- terra::values(r, mat = FALSE)
         dim(v) <- c(terra::ncol(r), terra::nrow(r), terra::nlyr(r))
-        v
+        list(v, terra::nlyr(r))
       } else {
         bytes <- readBin(path, "raw", n = file.size(path))
         # libjpeg only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
@@ -91,18 +91,16 @@ read_file <- function(path) {
         }
         # native = TRUE gives the decoded bytes packed in integers (row by row), 8 times faster than doubles.
         native <- jpeg::readJPEG(bytes, native = TRUE)
-        packed <- matrix(as.vector(native), nrow = ncol(native), ncol = nrow(native))
-        attr(packed, "bands") <- attr(native, "channels")
-        packed
+        list(matrix(as.vector(native), nrow = ncol(native), ncol = nrow(native)), attr(native, "channels"))
       }
     }, warning = function(w) stop(conditionMessage(w), call. = FALSE)),
     error = function(e) {
       data_error(sprintf("%s: not a readable %s (%s); re-export or remove the tile", path,
                          if (geotiff) "GeoTIFF" else "JPEG", conditionMessage(e)))
     })
-  bands <- if (geotiff) dim(values)[3] else attr(values, "bands")
-  attr(values, "bands") <- NULL
-  list(values = values, meta = list(bands = bands, height = dim(values)[2], width = dim(values)[1],
+  # decoded = list(values, band count): no attribute set on the values afterwards, which would copy them.
+  values <- decoded[[1]]
+  list(values = values, meta = list(bands = decoded[[2]], height = dim(values)[2], width = dim(values)[1],
                                     geotiff = geotiff))
 }
 
