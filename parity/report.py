@@ -216,6 +216,14 @@ def collect_results(run_dir: Path, comparison: dict, complete: bool | None = Non
 
 # ---------------------------------------------------------------------------------------------- plots
 
+def _save(fig, path: Path) -> bool:
+    """Lay out, write and close a figure; True (the plot exists) for the callers' return."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    _plt().close(fig)
+    return True
+
+
 def _plt():
     import matplotlib
 
@@ -249,10 +257,7 @@ def plot_curves(results: dict, path: Path) -> bool:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_batch_losses(results: dict, path: Path) -> bool:
@@ -280,10 +285,7 @@ def plot_batch_losses(results: dict, path: Path) -> bool:
     if ax2.lines and ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_weights(results: dict, path: Path) -> bool:
@@ -308,10 +310,7 @@ def plot_weights(results: dict, path: Path) -> bool:
     ax.set_title("final weights per variable (1 = bit-identical)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_timing(results: dict, path: Path) -> bool:
@@ -336,10 +335,7 @@ def plot_timing(results: dict, path: Path) -> bool:
     ax.set_title("wall time per phase")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_tiles(run_dir: Path, results: dict, path: Path, n_tiles: int = 3) -> bool:
@@ -387,10 +383,7 @@ def plot_tiles(run_dir: Path, results: dict, path: Path, n_tiles: int = 3) -> bo
                       interpolation="nearest")
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_statistical(results: dict, path: Path) -> bool:
@@ -411,10 +404,7 @@ def plot_statistical(results: dict, path: Path) -> bool:
         ax.set_xticklabels(list(groups))
         ax.set_title(f"final {metric} per seed")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 PLOTS = [("curves", "Loss, accuracy and IoU per epoch (train and validation)"),
