@@ -135,6 +135,7 @@ image_values <- function(raw, meta, path, tile_size = 0) {
     rgb[rgb > 1] <- 1
     return(rgb)
   }
+  # R: the bytes come packed (see read_file); unpack only the pixels that resizing kept.
   jpeg_bytes(resize_nearest(raw, tile_size), 3L) / 255
 }
 
@@ -142,6 +143,7 @@ image_values <- function(raw, meta, path, tile_size = 0) {
 mask_values <- function(raw, meta, path, tile_size = 0) {
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
   if (meta$geotiff) {
+    # anyNA + is.infinite = !is.finite, without a full logical copy first (R only; numpy's isfinite is cheap).
     if (anyNA(raw) || any(is.infinite(raw))) {
       data_error(sprintf("%s: NaN/infinite values in the mask; fill or remove the tile", path))
     }
