@@ -14,6 +14,17 @@ from pathlib import Path
 IMPL = "python"
 
 
+def check_python() -> str:
+    """Return this Python's path; raise RuntimeError naming it and the fix when TensorFlow or Keras is missing."""
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise RuntimeError(f"the Python {sys.executable} cannot import {', '.join(missing)}: run the worker with "
+                           "the project's venv (make setup), or run `tailings-parity doctor`")
+    return sys.executable
+
+
 def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = None) -> dict:
     """Train once as the config and manifest say; write the worker files to ``out_dir``; return the timings.
 
@@ -29,6 +40,7 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     started = time.time()
     impl = os.environ.get("TAILINGS_PARITY_IMPL", IMPL)
     artifacts.log_progress(out_dir, f"phase start pid {os.getpid()}")
+    check_python()
     config = config_mod.read_config(config_path)
     manifest = read_manifest(manifest_path)
     train.set_determinism(config)  # before any TensorFlow op

@@ -153,3 +153,16 @@ def test_cli_worker_usage_errors(tmp_path):
     proc = subprocess.run(cmd[:4] + ["--impl", "julia"] + cmd[6:], capture_output=True, text=True, cwd=PROJECT_ROOT,
                           timeout=120)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_r_worker_bound_to_a_python_without_tensorflow_names_it_and_the_fix(tiny, tmp_path, bare_python,
+                                                                            monkeypatch):
+    config_path, manifest_path = tiny
+    # The classic R TensorFlow failure: reticulate picks a Python that has no TensorFlow.
+    monkeypatch.setenv("RETICULATE_PYTHON", bare_python)
+    result = spawn_worker("r-rscript", config_path, manifest_path, tmp_path / "out", timeout_s=300)
+    assert not result.ok
+    assert bare_python in result.error and "RETICULATE_PYTHON" in result.error
+    assert "cannot import tensorflow" in result.error and "tailings-parity doctor" in result.error
+    assert read_status(tmp_path / "out")["phase"] == "start"
+    assert not (tmp_path / "out" / "weights_initial.npz").exists()

@@ -4,6 +4,21 @@
 
 WORKER_IMPL <- "r-rscript"
 
+#' Return the Python reticulate is bound to; stop naming it, why it was chosen, and the fix when TensorFlow or
+#' Keras is missing there (a wrong RETICULATE_PYTHON is the classic R TensorFlow failure).
+check_python <- function() {
+  python <- reticulate::import("sys")$executable
+  missing <- Filter(function(m) !reticulate::py_module_available(m), c("tensorflow", "keras"))
+  if (length(missing) > 0L) {
+    chosen <- Sys.getenv("RETICULATE_PYTHON", "")
+    why <- if (nzchar(chosen)) sprintf(" (RETICULATE_PYTHON=%s)", chosen) else ""
+    stop(sprintf(paste0("reticulate is bound to the Python %s%s, which cannot import %s: set RETICULATE_PYTHON ",
+                        "to the project's venv Python (make setup writes it to .Renviron), or run ",
+                        "`tailings-parity doctor`"), python, why, paste(missing, collapse = ", ")), call. = FALSE)
+  }
+  python
+}
+
 #' Train once as the config and manifest say; write the worker files to `out_dir`; return the timings.
 #'
 #' `launched_at` (epoch seconds, when the spawner started this process) gives start_to_ready.
@@ -13,6 +28,7 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
   started <- now()
   impl <- Sys.getenv("TAILINGS_PARITY_IMPL", WORKER_IMPL)
   log_progress(out_dir, sprintf("phase start pid %d", Sys.getpid()))
+  check_python()
   config <- read_config(config_path)
   manifest <- read_manifest(manifest_path)
   set_determinism(config)  # before any TensorFlow op
