@@ -19,7 +19,8 @@ import numpy as np
 
 RESULTS_SCHEMA = "tailings-parity/results"
 RESULTS_VERSION = 1
-TIMING_PHASES = ("start_to_ready", "data", "build", "epochs", "epoch_metrics", "evaluation", "save", "total")
+TIMING_PHASES = ("start_to_ready", "data", "handover", "build", "epochs", "epoch_metrics", "evaluation", "save",
+                 "total")
 # Line styles that keep identical curves visible on top of each other.
 STYLES = {"python": dict(color="#1f77b4", lw=3.0, ls="-", alpha=0.6),
           "r-rpy2": dict(color="#d62728", lw=1.6, ls="--"),
@@ -319,8 +320,7 @@ def plot_timing(results: dict, path: Path) -> bool:
     if not per:
         return False
     plt = _plt()
-    phases = [p for p in ("start_to_ready", "data", "build", "epochs", "epoch_metrics", "evaluation", "save",
-                          "total", "spawn_wall") if any(per[i][p]["median"] is not None for i in per)]
+    phases = [p for p in TIMING_PHASES + ("spawn_wall",) if any(per[i][p]["median"] is not None for i in per)]
     fig, ax = plt.subplots(figsize=(13, 3.8))
     width = 0.8 / len(per)
     for k, (impl, ph) in enumerate(per.items()):

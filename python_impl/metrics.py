@@ -19,10 +19,11 @@ def confusion_counts(probabilities, masks) -> dict:
         raise ValueError(f"predictions have {probabilities.size} pixels, masks {masks.size}")
     pred = probabilities.reshape(-1) > THRESHOLD
     truth = masks.reshape(-1) > THRESHOLD
+    # tp from the joint mask, the rest from the per-class totals: the same steps as the R twin.
     tp = int(np.count_nonzero(pred & truth))
-    fp = int(np.count_nonzero(pred & ~truth))
-    fn = int(np.count_nonzero(~pred & truth))
-    tn = int(np.count_nonzero(~pred & ~truth))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(truth)) - tp
+    tn = int(pred.size) - tp - fp - fn
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 

@@ -41,7 +41,10 @@ def batch_seeds(manifest: dict, epoch: int, positions):
 
 
 def split_metrics(model, images, masks, config: dict) -> dict:
-    """Loss (``model.evaluate``) and counted metrics (``model.predict``) of one split with the current weights."""
+    """Loss (``model.evaluate``) and counted metrics (``model.predict``) of one split with the current weights.
+
+    ``images`` and ``masks`` are the split's float32 numpy arrays.
+    """
     batch_size = int(config["batch_size"])
     loss = model.evaluate(images, masks, batch_size=batch_size, verbose=0)
     probabilities = model.predict(images, batch_size=batch_size, verbose=0)
@@ -58,8 +61,11 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     out_dir = Path(out_dir)
     timings = {}
     started = time.time()
-    train_x, train_y = data["train"]["images"], data["train"]["masks"]
-    val_x, val_y = data["val"]["images"], data["val"]["masks"]
+    # The hand-over to Keras as float32 numpy: a no-op here; the R twin converts its reader's R arrays, once.
+    t = time.time()
+    train_x, train_y = (np.asarray(data["train"][k], dtype=np.float32) for k in ("images", "masks"))
+    val_x, val_y = (np.asarray(data["val"][k], dtype=np.float32) for k in ("images", "masks"))
+    timings["handover"] = time.time() - t
 
     artifacts.log_progress(out_dir, "phase build")
     t = time.time()

@@ -35,7 +35,7 @@ augment_sample <- function(image, mask, seed) {
 #'
 #' `images` [n, H, W, C] and `masks` [n, H, W, 1]: R double arrays (as load_tiles gives them) or numpy arrays;
 #' `seeds` an n x 2 integer matrix, the manifest's augment_seeds rows for these samples. Returns
-#' list(images, masks) as R double arrays holding the float32 values.
+#' list(images, masks) as float32 numpy arrays, like Python.
 augment_batch <- function(images, masks, seeds, config) {
   if (!isTRUE(config$augment)) return(list(images = images, masks = masks))
   tf <- reticulate::import("tensorflow", convert = FALSE)
@@ -58,6 +58,5 @@ augment_batch <- function(images, masks, seeds, config) {
     out_images[[i]] <- sample$image
     out_masks[[i]] <- sample$mask
   }
-  list(images = reticulate::py_to_r(tf$stack(out_images)$numpy()),
-       masks = reticulate::py_to_r(tf$stack(out_masks)$numpy()))
+  list(images = tf$stack(out_images)$numpy(), masks = tf$stack(out_masks)$numpy())
 }

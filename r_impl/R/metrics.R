@@ -12,9 +12,16 @@ confusion_counts <- function(probabilities, masks) {
   if (length(probabilities) != length(masks)) {
     stop(sprintf("predictions have %d pixels, masks %d", length(probabilities), length(masks)), call. = FALSE)
   }
-  pred <- as.vector(probabilities) > METRICS_THRESHOLD
-  truth <- as.vector(masks) > METRICS_THRESHOLD
-  list(tp = sum(pred & truth), fp = sum(pred & !truth), fn = sum(!pred & truth), tn = sum(!pred & !truth))
+  pred <- probabilities > METRICS_THRESHOLD
+  truth <- masks > METRICS_THRESHOLD
+  # Flat logical vectors: the shapes may differ ([n, row, col, 1] against [n, row, col]) where the lengths agree.
+  dim(pred) <- NULL
+  dim(truth) <- NULL
+  # tp from the joint mask, the rest from the per-class totals: fewer full-length temporaries than four masks.
+  tp <- sum(pred & truth)
+  fp <- sum(pred) - tp
+  fn <- sum(truth) - tp
+  list(tp = tp, fp = fp, fn = fn, tn = length(pred) - tp - fp - fn)
 }
 
 #' `numerator / denominator`, or NULL (JSON null) where the denominator is 0.
