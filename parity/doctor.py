@@ -519,11 +519,18 @@ def check_tensorflow(ctx: Context) -> CheckResult:
 
     rows, datas = _sides(ctx, "tensorflow", "tensorflow", describe,
                          lambda p, m: f"run `{ctx.python} -c 'import tensorflow'` to see why TensorFlow fails")
-    versions = {p: d.get("tensorflow") for p, d in datas.items()}
-    if len(set(versions.values())) > 1:
-        rows.append(("fail", "versions differ: " + ", ".join(f"{SIDE_LABEL[p]} {v}" for p, v in versions.items()),
-                     f"R and Python must load the same TensorFlow: export RETICULATE_PYTHON={ctx.python}"))
+    _versions_differ(ctx, datas, "tensorflow", "TensorFlow", rows)
     return _combine("tensorflow", rows)
+
+
+def _versions_differ(ctx: Context, datas: dict, key: str, label: str, rows: list) -> dict:
+    """Append a fail row to ``rows`` when the sides load different versions of ``key``; return the versions."""
+    versions = {p: d.get(key) for p, d in datas.items()}
+    if len(set(versions.values())) > 1:
+        rows.append(("fail", f"{label} versions differ: " + ", ".join(f"{SIDE_LABEL[p]} {v}"
+                                                                      for p, v in versions.items()),
+                     f"R and Python must load the same {label}: export RETICULATE_PYTHON={ctx.python}"))
+    return versions
 
 
 def _truthy(value: str | None) -> bool:
@@ -555,11 +562,8 @@ def check_keras(ctx: Context) -> CheckResult:
 
     rows, datas = _sides(ctx, "keras", "tensorflow", describe,
                          lambda p, m: f"run `{ctx.python} -c 'import keras'` to see why Keras fails")
-    versions = {p: d.get("keras") for p, d in datas.items()}
-    if len(set(versions.values())) > 1:
-        rows.append(("fail", "Keras versions differ: " + ", ".join(f"{SIDE_LABEL[p]} {v}" for p, v in versions.items()),
-                     f"R and Python must load the same Keras: export RETICULATE_PYTHON={ctx.python}"))
-    elif rows and all(r[0] == "ok" for r in rows):
+    versions = _versions_differ(ctx, datas, "keras", "Keras", rows)
+    if len(set(versions.values())) <= 1 and rows and all(r[0] == "ok" for r in rows):
         rows = [("ok", f"Keras {next(iter(versions.values()))} (not legacy tf_keras), backend tensorflow, on "
                        + ", ".join(SIDE_LABEL[p] for p in datas), "")]
     return _combine("keras", rows)
