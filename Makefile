@@ -20,7 +20,7 @@ doctor: setup
 test: setup
 	$(PY) -m pytest
 
-test-ci: setup
+test-ci: setup  # only the ci-marked tests (the real tiles)
 	$(PY) -m pytest -m ci
 
 clean:

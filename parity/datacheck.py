@@ -90,7 +90,10 @@ def _inspect(data_dir: Path, tile_id: int, encoding: str) -> tuple[dict, dict]:
             if hits:
                 problems.append(f"image has {hits} nodata value(s) (nodata = {nodata}) ({rel(img_path)})")
         if not problems:
-            kept["image"] = image_values(image_raw, image_meta, img_path)
+            try:  # the reader's own rules (the same as the R twin's) have the last word
+                kept["image"] = image_values(image_raw, image_meta, img_path)
+            except DataError as exc:
+                problems.append(f"{exc}")
     if mask_raw is not None:
         result["mask_size"] = [mask_meta["height"], mask_meta["width"]]
         result["mask_dtype"] = mask_meta["dtype"]
@@ -112,11 +115,15 @@ def _inspect(data_dir: Path, tile_id: int, encoding: str) -> tuple[dict, dict]:
                 if grey:
                     problems.append(f"mask has {grey} pixel(s) between {lo} and {hi}: not a two-class mask "
                                     f"({rel(mask_path)})")
-            mask = mask_values(mask_raw, mask_meta, mask_path)
             result["mask_non_binary_pixels"] = non_binary
-            result["mask_positive_pixels"] = int(mask.sum())
-            result["mask_pixels"] = int(mask.size)
-            kept["mask"] = mask
+            try:
+                mask = mask_values(mask_raw, mask_meta, mask_path)
+            except DataError as exc:  # e.g. declared nodata pixels: no label there
+                problems.append(f"{exc}")
+            else:
+                result["mask_positive_pixels"] = int(mask.sum())
+                result["mask_pixels"] = int(mask.size)
+                kept["mask"] = mask
     if result["image_size"] and result["mask_size"] and result["image_size"] != result["mask_size"]:
         h, w = result["image_size"]
         mh, mw = result["mask_size"]

@@ -26,6 +26,8 @@ FIXTURES = {
     "mask_0_255_jpeg": ("jpeg", "not a two-class mask", "mask/mask_3.jpeg holds a ramp of values 0..255"),
     "missing_mask": ("geotiff", "mask missing", "mask_tiff/mask_3.tif and mask/mask_3.jpeg deleted"),
     "grid_mismatch": ("geotiff", "not on the same grid", "mask_tiff/mask_3.tif shifted by 10 pixels"),
+    "int_geotiff": ("geotiff", "expected float32", "img_tiff/img_3.tif holds uint16 reflectance x 10000"),
+    "nodata_mask": ("geotiff", "nodata", "mask_tiff/mask_3.tif declares nodata 9 and has a 4 x 4 block of it"),
     "empty": (None, "no tiles found", "an empty folder"),
 }
 
@@ -63,6 +65,12 @@ def make_fixture(kind: str, out_dir: Path | str, count: int = 4, size: int = 32)
     elif kind == "missing_mask":
         mask_tif.unlink()
         mask_jpeg.unlink()
+    elif kind == "int_geotiff":
+        write_geotiff(img_tif, np.round(bands * 10000).astype(np.uint16), transform, descriptions=("B2", "B3", "B4"))
+    elif kind == "nodata_mask":
+        labels = mask[None].astype(np.uint8)
+        labels[:, 2:6, 2:6] = 9
+        write_geotiff(mask_tif, labels, transform, nodata=9)
     elif kind == "grid_mismatch":
         from rasterio.transform import Affine
 

@@ -79,7 +79,7 @@ def tile_transform(seed: int, tile_id: int, size: int):
 
 
 def write_geotiff(path: Path | str, array: np.ndarray, transform, crs: str | None = "EPSG:4326",
-                  descriptions: tuple[str, ...] | None = None) -> None:
+                  descriptions: tuple[str, ...] | None = None, nodata: float | None = None) -> None:
     """Write ``array`` (bands, rows, cols) as an LZW GeoTIFF (also used by ``parity/fixtures.py``)."""
     import rasterio
 
@@ -88,6 +88,8 @@ def write_geotiff(path: Path | str, array: np.ndarray, transform, crs: str | Non
                "compress": "lzw", "transform": transform}
     if crs is not None:
         profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(array)
         for i, name in enumerate(descriptions or ()):

@@ -101,10 +101,11 @@ def environment_record(config: dict, impl: str) -> dict:
         "op_determinism": op_determinism_enabled(),
         "seed": int(config["seed"]),
         "jit_compile": False,
-        "env": {k: os.environ.get(k) for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
+        # Unset and set-but-empty both become null, as in the R twin (Sys.getenv cannot tell them apart).
+        "env": {k: os.environ.get(k) or None for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
                                                "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")},
         "devices": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
+        "platform": platform.platform(),  # the R twin records R's own Sys.info(): formats differ by language
     }

@@ -136,8 +136,11 @@ def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 
     if meta["bands"] != 1:
         raise DataError(f"{path}: {meta['bands']} band(s), expected a 1-band mask")
     if "transform" in meta:
-        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
-            raise DataError(f"{path}: NaN/infinite values in the mask; fill or remove the tile")
+        nodata = meta.get("nodata")
+        bad = raw.dtype.kind == "f" and not np.all(np.isfinite(raw))
+        # A declared nodata value marks pixels with no label: refused, as the R twin (terra reads them as NA).
+        if bad or (nodata is not None and not np.isnan(nodata) and np.any(raw == nodata)):
+            raise DataError(f"{path}: NaN/infinite/nodata values in the mask; fill or remove the tile")
         values = resize_nearest(raw[:, :, 0], tile_size)
         return (values > 0).astype(np.float64)
     values = resize_nearest(raw[:, :, 0], tile_size)

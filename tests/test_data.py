@@ -111,6 +111,16 @@ def test_r_reader_gives_the_same_float32_bits(synth, encoding, tile_size, channe
     assert [row["status"] for row in report["tiles"]] == ["equal"] * 5, report["tiles"]
 
 
+@pytest.mark.parametrize("kind", ["int_geotiff", "nodata_mask", "nan_geotiff", "narrow_geotiff"])
+def test_r_and_python_readers_refuse_the_same_broken_geotiff(tmp_path, kind):
+    from parity.fixtures import BAD_TILE, make_fixture
+
+    report = compare_encoding(make_fixture(kind, tmp_path / kind), "geotiff", 0, 3)
+    status = {row["tile"]: row["status"] for row in report["tiles"]}
+    assert status.pop(BAD_TILE) == "both_failed", report["tiles"]
+    assert set(status.values()) == {"equal"}
+
+
 REAL = default_data_dir()
 needs_real = pytest.mark.skipif(REAL is None, reason="real tiles not found: set TAILINGS_DATA or put them in "
                                                      "../shared/data/tailings")

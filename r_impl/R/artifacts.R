@@ -33,17 +33,17 @@ save_json <- function(obj, path) {
 }
 
 #' Write `x` (R array or numpy array) as float32 .npy in C order.
-save_array <- function(x, path) {
+save_array <- function(array, path) {
   np <- reticulate::import("numpy", convert = FALSE)
-  np$save(path, np$ascontiguousarray(np$asarray(x, dtype = "float32")))
+  np$save(path, np$ascontiguousarray(np$asarray(array, dtype = "float32")))
   invisible(path)
 }
 
-#' SHA-256 of the float32 C-order bytes of `x` (input_hashes.json).
-array_sha256 <- function(x) {
+#' SHA-256 of the float32 C-order bytes of `array` (input_hashes.json).
+array_sha256 <- function(array) {
   np <- reticulate::import("numpy", convert = FALSE)
   hashlib <- reticulate::import("hashlib", convert = FALSE)
-  bytes <- np$ascontiguousarray(np$asarray(x, dtype = "float32"))$tobytes()
+  bytes <- np$ascontiguousarray(np$asarray(array, dtype = "float32"))$tobytes()
   reticulate::py_to_r(hashlib$sha256(bytes)$hexdigest())
 }
 
@@ -111,6 +111,6 @@ environment_record <- function(config, impl) {
     devices = devices,
     cpu = cpu_model(),
     cpu_count = parallel::detectCores(),
-    platform = paste(info[["sysname"]], info[["release"]], info[["machine"]])
+    platform = paste(info[["sysname"]], info[["release"]], info[["machine"]])  # R's own view, not Python's platform()
   )
 }

@@ -4,6 +4,7 @@
 # (0.8 to 1.1) and saturation (0.8 to 1.1) jitter, then clipping to [0, 1]: the same TensorFlow stateless ops
 # as Python, called through reticulate with the same int32 seeds, so both languages get the same bits.
 
+# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
 AUGMENT_BRIGHTNESS_MAX_DELTA <- 0.3
 AUGMENT_CONTRAST_RANGE <- c(0.8, 1.1)
 AUGMENT_SATURATION_RANGE <- c(0.8, 1.1)

@@ -5,7 +5,8 @@ presets_path <- function() {
   file.path(project_root(), "parity", "presets.toml")
 }
 
-#' The project's root folder: TAILINGS_PARITY_ROOT, or two levels above this file.
+#' The project's root folder: TAILINGS_PARITY_ROOT, or two levels above this file (Python's PROJECT_ROOT;
+#' R needs a function because sourced files do not know their own path).
 project_root <- function() {
   root <- Sys.getenv("TAILINGS_PARITY_ROOT", "")
   if (nzchar(root)) return(normalizePath(root))
@@ -27,6 +28,9 @@ coerce_value <- function(key, text, like) {
     if (low %in% c("true", "1", "yes", "on")) return(TRUE)
     if (low %in% c("false", "0", "no", "off")) return(FALSE)
     stop(sprintf("override %s='%s': expected true or false", key, text), call. = FALSE)
+  }
+  if (is.integer(like) && !grepl("^[+-]?[0-9]+$", trimws(text))) {
+    stop(sprintf("override %s='%s': expected an integer", key, text), call. = FALSE)  # as Python's int()
   }
   if (is.numeric(like)) {
     value <- suppressWarnings(if (is.integer(like)) as.integer(text) else as.numeric(text))
@@ -73,6 +77,12 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
   for (key in c("learning_rate", "l2", "split_train", "split_val")) config[[key]] <- as.numeric(config[[key]])
   config$preset <- preset
   config
+}
+
+#' Write a resolved config as a run folder's config.json (the harness does this from Python; here for R users).
+write_config <- function(config, path) {
+  jsonlite::write_json(config, path, auto_unbox = TRUE, digits = NA, pretty = TRUE)
+  invisible(path)
 }
 
 #' Read a resolved config.json (what every worker reads).

@@ -12,6 +12,7 @@
 #   tile_size = 0 keeps the tiles' own size.
 
 # encoding -> image folder, image pattern, mask folder, mask pattern
+# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
 DATA_ENCODINGS <- list(
   geotiff = c("img_tiff", "img_%d.tif", "mask_tiff", "mask_%d.tif"),
   jpeg = c("img", "img_%d.jpeg", "mask", "mask_%d.jpeg")
@@ -64,6 +65,8 @@ read_mask_file <- function(path) {
   read_file(path)
 }
 
+#' Decode a GeoTIFF (terra) or JPEG (jpeg) file: list(values, meta); the shared body of read_image_file and
+#' read_mask_file (Python's _read_file). Stops with a data_error for a missing or undecodable file.
 read_file <- function(path) {
   if (!file.exists(path)) {
     data_error(sprintf("%s: file missing; every image needs its mask and vice versa (see data/README.md)", path))
@@ -80,7 +83,7 @@ read_file <- function(path) {
         # to [row, col] waits until after resizing, where it moves fewer values.
         v <- terra::values(r, mat = FALSE)
         dim(v) <- c(terra::ncol(r), terra::nrow(r), terra::nlyr(r))
-        list(v, terra::nlyr(r))
+        list(v, terra::nlyr(r), terra::datatype(r)[1])
       } else {
         bytes <- readBin(path, "raw", n = file.size(path))
         # libjpeg only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
@@ -91,17 +94,18 @@ read_file <- function(path) {
         }
         # native = TRUE gives the decoded bytes packed in integers (row by row), 8 times faster than doubles.
         native <- jpeg::readJPEG(bytes, native = TRUE)
-        list(matrix(as.vector(native), nrow = ncol(native), ncol = nrow(native)), attr(native, "channels"))
+        list(matrix(as.vector(native), nrow = ncol(native), ncol = nrow(native)), attr(native, "channels"), "INT1U")
       }
     }, warning = function(w) stop(conditionMessage(w), call. = FALSE)),
     error = function(e) {
       data_error(sprintf("%s: not a readable %s (%s); re-export or remove the tile", path,
                          if (geotiff) "GeoTIFF" else "JPEG", conditionMessage(e)))
     })
-  # decoded = list(values, band count): no attribute set on the values afterwards, which would copy them.
+  # decoded = list(values, band count, GDAL data type): no attribute set on the values afterwards, which would
+  # copy them.
   values <- decoded[[1]]
   list(values = values, meta = list(bands = decoded[[2]], height = dim(values)[2], width = dim(values)[1],
-                                    geotiff = geotiff))
+                                    geotiff = geotiff, datatype = decoded[[3]]))
 }
 
 #' JPEG pixels packed as readJPEG(native = TRUE) gives them, [col, row] -> integer bytes [row, col, bands].
@@ -121,6 +125,9 @@ image_values <- function(raw, meta, path, tile_size = 0) {
     data_error(sprintf("%s: %d band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)", path, meta$bands))
   }
   if (meta$geotiff) {
+    if (!startsWith(meta$datatype, "FLT")) {
+      data_error(sprintf("%s: dtype %s, expected float32 reflectance", path, meta$datatype))
+    }
     # terra turns nodata into NA, so NaN, infinite and nodata pixels all show here; a finite sum proves there
     # are none at a tenth of the cost of is.finite on every value (R needs this shortcut; numpy does not).
     if (!is.finite(sum(raw))) {
@@ -145,7 +152,7 @@ mask_values <- function(raw, meta, path, tile_size = 0) {
   if (meta$geotiff) {
     # anyNA + is.infinite = !is.finite, without a full logical copy first (R only; numpy's isfinite is cheap).
     if (anyNA(raw) || any(is.infinite(raw))) {
-      data_error(sprintf("%s: NaN/infinite values in the mask; fill or remove the tile", path))
+      data_error(sprintf("%s: NaN/infinite/nodata values in the mask; fill or remove the tile", path))
     }
     # R: swap [col, row] to [row, col] (see read_file).
     values <- t(resize_nearest(raw[, , 1], tile_size))
@@ -161,14 +168,14 @@ resize_index <- function(size_in, size_out) {
   ((2 * i + 1) * size_in) %/% (2 * size_out)
 }
 
-#' Resize the first two axes of `x` to `tile_size` by index selection; no-op when they fit or tile_size is 0.
+#' Resize the first two axes of `array` to `tile_size` by index selection; no-op when they fit or tile_size is 0.
 #' The rule is the same for rows and columns, so it also resizes the [col, row] values of read_file.
-resize_nearest <- function(x, tile_size) {
-  if (is.null(tile_size) || tile_size == 0 || all(dim(x)[1:2] == tile_size)) return(x)
+resize_nearest <- function(array, tile_size) {
+  if (is.null(tile_size) || tile_size == 0 || all(dim(array)[1:2] == tile_size)) return(array)
   # + 1: R indices are 1-based, the rule is written 0-based.
-  rows <- resize_index(dim(x)[1], tile_size) + 1
-  cols <- resize_index(dim(x)[2], tile_size) + 1
-  if (length(dim(x)) == 3) x[rows, cols, , drop = FALSE] else x[rows, cols, drop = FALSE]
+  rows <- resize_index(dim(array)[1], tile_size) + 1
+  cols <- resize_index(dim(array)[2], tile_size) + 1
+  if (length(dim(array)) == 3) array[rows, cols, , drop = FALSE] else array[rows, cols, drop = FALSE]
 }
 
 #' double RGB [row, col, 3] -> [row, col, input_channels]; 1 = ITU-R 601 luma, summed left to right.

@@ -3,6 +3,7 @@
 # Both languages threshold the probabilities at 0.5, count TP/FP/FN/TN as integers and derive every metric
 # from the counts by the same formulas, so the metrics agree exactly whenever the predictions do.
 
+# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
 METRICS_THRESHOLD <- 0.5
 
 #' Pixel counts list(tp, fp, fn, tn) of the tailings class: predicted = probability > 0.5, truth = mask > 0.5.

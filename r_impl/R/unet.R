@@ -9,6 +9,7 @@
 # config seed + index of the layer in build order, so that both languages make the same weights.
 # Keras is reached through reticulate: integers as integers (64L), axes 0-based as in Python.
 
+# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
 UNET_VARIANTS <- c("paper-r", "paper-python")
 UNET_OPTIMIZERS <- c("rmsprop", "adam", "sgd")
 
