@@ -10,14 +10,13 @@ read (``both_failed`` when both refused it, which is agreement too).
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
+from parity.env import R_IMPL_DIR, ChildResult, r_environment, run_child
 
 R_DUMP = """
 args <- commandArgs(trailingOnly = TRUE)
@@ -34,19 +33,19 @@ class CompareError(RuntimeError):
     """The R child could not be started or crashed; the message carries its exit status and stderr."""
 
 
-def run_rscript(code: str, args: list[str], timeout_s: float = 600) -> subprocess.CompletedProcess:
+def run_rscript(code: str, args: list[str], timeout_s: float = 600) -> ChildResult:
     """Run R ``code`` in an Rscript child with the project's R environment; ``args`` are its trailing args.
 
     Raises CompareError when Rscript is missing or runs past ``timeout_s``; the caller checks the exit status.
     """
     cmd = ["Rscript", "--vanilla", "-e", code, *[str(a) for a in args]]
     try:
-        return subprocess.run(cmd, env=r_environment(), cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=timeout_s)
+        result = run_child(cmd, r_environment(), timeout_s)
     except FileNotFoundError:
         raise CompareError("Rscript not found on PATH: install R (bash parity/setup.sh)") from None
-    except subprocess.TimeoutExpired:
-        raise CompareError(f"the R child did not finish within {timeout_s:.0f} s") from None
+    if result.timed_out:
+        raise CompareError(f"the R child did not finish within {timeout_s:.0f} s")
+    return result
 
 
 def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s: float = 600) -> dict:

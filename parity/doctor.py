@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from parity.env import PROJECT_ROOT, project_r_lib, r_environment
+from parity.env import project_r_lib, r_environment, run_child
 
 STATUS_ORDER = {"ok": 0, "warn": 1, "skip": 2, "fail": 3}
 SIDE_LABEL = {"python": "Python", "r-host": "R host", "r-embedded": "R embedded"}
@@ -246,22 +246,6 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _run_child(cmd: list[str], env: dict, timeout: float) -> tuple[int | None, bool, str, float]:
-    """Run ``cmd`` in its own process group; kill the group at ``timeout``. (returncode, timed_out, stderr, s)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        # The whole group: Rscript and the Python it loaded, or TensorFlow's threads, must not outlive us.
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        timed_out = True
-    return proc.returncode, timed_out, err, time.monotonic() - t0
-
-
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -315,7 +299,9 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
         if not run.started:
             return run
         try:
-            run.returncode, run.timed_out, err, run.elapsed_s = _run_child(cmd, env, timeout)
+            child = run_child(cmd, env, timeout)
+            run.returncode, run.timed_out, err, run.elapsed_s = (child.returncode, child.timed_out, child.stderr,
+                                                                 child.seconds)
         except OSError as exc:
             run.started, run.not_started = False, f"could not start {cmd[0]}: {exc}"
             return run

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +53,33 @@ def prepare_embedded_r() -> None:
     Must run before ``import rpy2.robjects`` (R reads R_LIBS once, at start-up).
     """
     os.environ.update(r_environment())
+
+
+@dataclass
+class ChildResult:
+    """What a child process left: exit status (None if killed before it had one), output, and whether it timed out."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+
+def run_child(cmd: list[str], env: dict, timeout_s: float, cwd: Path | str = PROJECT_ROOT) -> ChildResult:
+    """Run ``cmd`` in its own process group and collect its output; at ``timeout_s`` kill the whole group.
+
+    The group matters: Rscript and the Python it embeds, or TensorFlow's threads, must not outlive the caller.
+    Raises FileNotFoundError when the program does not exist (callers name the fix).
+    """
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    return ChildResult(proc.returncode, out, err, timed_out, time.monotonic() - t0)

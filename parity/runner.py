@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -355,7 +354,7 @@ def crossload(run_dir: Path, keys: list[str], config: dict, *, r_dir=None, print
     """
     import numpy as np
 
-    from parity.env import r_environment
+    from parity.env import r_environment, run_child
 
     printer = printer or Printer(quiet=True)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -399,9 +398,9 @@ def crossload(run_dir: Path, keys: list[str], config: dict, *, r_dir=None, print
             env = r_environment(python=sys.executable)
         t = time.time()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-            out, err = proc.stdout, proc.stderr
-        except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+            child = run_child(cmd, env, timeout_s)
+            out, err = child.stdout, child.stderr + (f"\ntimed out after {timeout_s} s" if child.timed_out else "")
+        except FileNotFoundError as exc:
             out, err = "", str(exc)
         done = {}
         for line in out.splitlines():
