@@ -6,7 +6,7 @@ export VENV
 TP := $(VENV)/bin/tailings-parity
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-ci doctor clean
+.PHONY: setup demo test test-fast test-ci doctor clean
 
 setup:
 	@bash parity/setup.sh
@@ -19,6 +19,9 @@ doctor: setup
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup  # no TensorFlow, no R, no worker: enforced by parity/testing.py
+	TAILINGS_PARITY_FAST_TIER=1 $(PY) -m pytest -m 'not heavy and not ci'
 
 test-ci: setup  # only the ci-marked tests (the real tiles)
 	$(PY) -m pytest -m ci

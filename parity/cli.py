@@ -13,13 +13,17 @@ import sys
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
-    "doctor": ("parity.doctor", "health check of R + reticulate + rpy2 + TensorFlow"),
-    "data": ("parity.datacli", "check, compare (R vs Python) or synthesise tailings tiles"),
-    "run": ("parity.runner", "train the twins, compare them, write a report under reports/"),
-    "report": ("parity.report", "rebuild the report of a run folder without training"),
-    "compare": ("parity.regress", "compare two runs: regressions in metrics and timing"),
-    "worker": ("parity.workers", "run one worker (python | r-rpy2 | r-rscript); used by `run`"),
+    "doctor": ("parity.doctor.checks", "health check of R + reticulate + rpy2 + TensorFlow"),
+    "data": ("parity.data.cli", "check, compare (R vs Python) or synthesise tailings tiles"),
+    "run": ("parity.run.runner", "train the twins, compare them, write a report under reports/"),
+    "report": ("parity.report.build", "rebuild the report of a run folder without training"),
+    "regress": ("parity.compare.regress", "compare two runs: regressions in metrics and timing"),
+    "compare": ("parity.compare.regress", "old name of `regress` (kept working, with a notice)"),
+    "worker": ("parity.run.workers", "run one worker (python | r-rpy2 | r-rscript); used by `run`"),
 }
+
+# old name -> new name: still dispatched, with a notice on stderr.
+RENAMED = {"compare": "regress"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tailings-parity {args.command}: cannot load {args._module}: {args._import_error}\n"
               f"fix: run `make setup` (or `bash parity/setup.sh`), then `tailings-parity doctor`", file=sys.stderr)
         return 1
+    if args.command in RENAMED:
+        print(f"notice: `tailings-parity {args.command}` is now `tailings-parity {RENAMED[args.command]}` "
+              "(the comparison stage is parity/compare/); the old name still works", file=sys.stderr)
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
     except KeyboardInterrupt:

@@ -66,12 +66,39 @@ class ChildResult:
     seconds: float
 
 
+def run_rscript(script: Path | str, args: list, timeout_s: float = 600) -> ChildResult:
+    """Run the R program ``script`` (an .R file) in an Rscript child with the project's R environment.
+
+    ``args`` are its trailing arguments. Raises CompareError when Rscript is missing or runs past ``timeout_s``;
+    the caller checks the exit status.
+    """
+    from parity.errors import CompareError
+
+    cmd = ["Rscript", "--vanilla", str(script), *[str(a) for a in args]]
+    try:
+        result = run_child(cmd, r_environment(), timeout_s)
+    except FileNotFoundError:
+        raise CompareError("Rscript not found on PATH", fix="install R: bash parity/setup.sh") from None
+    if result.timed_out:
+        raise CompareError(f"{script} did not finish within {timeout_s:.0f} s", fix="pass a longer time limit")
+    return result
+
+
+def refuse_in_fast_tier(cmd: list[str]) -> None:
+    """In the test suite's fast tier (parity/testing.py) no R and no worker may start: say which test tried."""
+    if os.environ.get("TAILINGS_PARITY_FAST_TIER"):
+        raise RuntimeError(f"fast tier: {' '.join(map(str, cmd[:4]))} ... started by a test not marked heavy; "
+                           "mark it @pytest.mark.heavy")
+
+
 def run_child(cmd: list[str], env: dict, timeout_s: float, cwd: Path | str = PROJECT_ROOT) -> ChildResult:
     """Run ``cmd`` in its own process group and collect its output; at ``timeout_s`` kill the whole group.
 
     The group matters: Rscript and the Python it embeds, or TensorFlow's threads, must not outlive the caller.
     Raises FileNotFoundError when the program does not exist (callers name the fix).
     """
+    if cmd and (Path(str(cmd[0])).name == "Rscript" or "python_impl" in " ".join(map(str, cmd))):
+        refuse_in_fast_tier(cmd)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from parity.compare import STAGES
-from parity.conftest import CANDIDATES, describe_divergence
+from parity.compare.stages import STAGES
+from parity.testing import CANDIDATES, describe_divergence
 
 pytestmark = pytest.mark.ci
 

@@ -8,19 +8,21 @@ import shutil
 import numpy as np
 import pytest
 
-from parity import compare
+from parity.artifacts import diffs
+from parity.compare import stages as compare
 
 
 def test_ulp_distance_counts_adjacent_floats():
     """One step of nextafter is 1 ULP, across zero too; equal values are 0."""
     x = np.float32([1.0, -2.5, 0.0, 3e-38])
     up = np.nextafter(x, np.float32(np.inf))
-    assert compare.max_ulp_diff(x, up) == 1
-    assert compare.max_ulp_diff(x, x) == 0
-    assert compare.max_ulp_diff(np.float32([-0.0]), np.float32([0.0])) == 0
+    assert diffs.max_ulp_diff(x, up) == 1
+    assert diffs.max_ulp_diff(x, x) == 0
+    assert diffs.max_ulp_diff(np.float32([-0.0]), np.float32([0.0])) == 0
     tiny = np.float32([np.nextafter(np.float32(0), np.float32(1))])
-    assert compare.max_ulp_diff(-tiny, tiny) == 2
-    d = compare.array_diff(x, up)
+    assert diffs.max_ulp_diff(-tiny, tiny) == 2
+    assert not diffs.bits_equal(np.float32([-0.0]), np.float32([0.0]))  # equal numbers, different bits
+    d = diffs.array_diff(x, up)
     assert not d["identical"] and d["n_differ"] == 4 and d["max_ulp_diff"] == 1
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from parity import compare
-from parity.conftest import describe_divergence
+from parity.compare import stages as compare
+from parity.testing import describe_divergence
 from parity.mistakes import apply_mistake, load_catalog
 
 MISTAKES, _ = load_catalog()
 
 
 def _run_r(base: dict, name: str, r_dir=None) -> compare.WorkerFolder:
-    from parity.workers import spawn_worker
+    from parity.run.workers import spawn_worker
 
     out = base["dir"] / f"r-{name}"
     spawn_worker("r-rscript", base["dir"] / "config.json", base["dir"] / "manifest.json", out,

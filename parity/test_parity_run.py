@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from parity.compare import STAGES
-from parity.conftest import CANDIDATES, describe_divergence
+from parity.compare.stages import STAGES
+from parity.testing import CANDIDATES, describe_divergence
 
 
 def _pair(doc: dict, candidate: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from parity.regress import HIGHER_IS_BETTER
+from parity.compare.regress import HIGHER_IS_BETTER
 
 
 def _final(run, impl="python"):

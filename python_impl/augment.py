@@ -1,8 +1,8 @@
 """Augmentation of a training batch, seeded from the manifest; twin of ``r_impl/R/augment.R``.
 
 As the original project: left-right and up-down flips (each with probability 1/2, so none, one or both),
-then brightness (max_delta 0.3), contrast (0.8 to 1.1) and saturation (0.8 to 1.1) jitter, then clipping to
-[0, 1]. Every random choice is a TensorFlow stateless op (``tf.image.stateless_random_*``) whose seed derives
+then brightness, contrast and saturation jitter (ranges: ``augment_*`` in ``[rules]`` of ``parity/presets.toml``),
+then clipping to [0, 1]. Every random choice is a TensorFlow stateless op (``tf.image.stateless_random_*``) whose seed derives
 from the sample's int32 pair in the manifest (``augment_seeds``), split into five seeds with
 ``tf.random.experimental.stateless_split``. The R twin calls the same ops with the same seeds, so both
 languages get the same bits. The mask gets the image's flips (they are applied to image and mask joined
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-BRIGHTNESS_MAX_DELTA = 0.3
-CONTRAST_RANGE = (0.8, 1.1)
-SATURATION_RANGE = (0.8, 1.1)
+from python_impl.config import config_rules
 
 
-def augment_sample(image, mask, seed):
-    """Augment one sample: image (H, W, C) and mask (H, W, 1) float32 tensors, seed a (2,) int32 tensor."""
+def augment_sample(image, mask, seed, rules: dict):
+    """Augment one sample: image (H, W, C) and mask (H, W, 1) float32 tensors, seed a (2,) int32 tensor; the
+    jitter ranges from ``rules``."""
     import tensorflow as tf
 
     seeds = tf.random.experimental.stateless_split(seed, num=5)
@@ -28,10 +27,11 @@ def augment_sample(image, mask, seed):
     joined = tf.image.stateless_random_flip_left_right(joined, seed=seeds[0])
     joined = tf.image.stateless_random_flip_up_down(joined, seed=seeds[1])
     image, mask = joined[:, :, :channels], joined[:, :, channels:]
-    image = tf.image.stateless_random_brightness(image, BRIGHTNESS_MAX_DELTA, seed=seeds[2])
-    image = tf.image.stateless_random_contrast(image, CONTRAST_RANGE[0], CONTRAST_RANGE[1], seed=seeds[3])
+    contrast, saturation = rules["augment_contrast"], rules["augment_saturation"]
+    image = tf.image.stateless_random_brightness(image, rules["augment_brightness_max_delta"], seed=seeds[2])
+    image = tf.image.stateless_random_contrast(image, contrast[0], contrast[1], seed=seeds[3])
     if channels == 3:  # saturation needs RGB; greyscale input skips it (the seed is still drawn)
-        image = tf.image.stateless_random_saturation(image, SATURATION_RANGE[0], SATURATION_RANGE[1], seed=seeds[4])
+        image = tf.image.stateless_random_saturation(image, saturation[0], saturation[1], seed=seeds[4])
     return tf.clip_by_value(image, 0.0, 1.0), mask
 
 
@@ -50,8 +50,9 @@ def augment_batch(images, masks, seeds, config: dict):
     seeds = np.asarray(seeds, dtype=np.int32).reshape(-1, 2)
     if len(seeds) != len(images):
         raise ValueError(f"augment_batch: {len(images)} images but {len(seeds)} seed pairs")
+    rules = config_rules(config)
     out_images, out_masks = np.empty_like(images), np.empty_like(masks)
     for i in range(len(images)):
-        image, mask = augment_sample(tf.constant(images[i]), tf.constant(masks[i]), tf.constant(seeds[i]))
+        image, mask = augment_sample(tf.constant(images[i]), tf.constant(masks[i]), tf.constant(seeds[i]), rules)
         out_images[i], out_masks[i] = image.numpy(), mask.numpy()
     return out_images, out_masks

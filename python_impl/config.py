@@ -1,4 +1,4 @@
-"""The one config: presets from ``parity/presets.toml`` plus overrides, read the same way by R (config.R)."""
+"""The one config: presets and rules from ``parity/presets.toml`` plus overrides; twin of ``r_impl/R/config.R``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ class ConfigError(ValueError):
 def presets_path() -> Path:
     """Path of the presets file that both languages read."""
     return PRESETS_PATH
+
+
+def load_rules(path: Path | str = PRESETS_PATH) -> dict:
+    """The fixed rules (``[rules]`` of the presets file): reading, augmentation, metrics and harness constants."""
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    if "rules" not in doc:
+        raise ConfigError(f"{path}: no [rules] table; restore it from git (both languages read their rules there)")
+    return dict(doc["rules"])
+
+
+def config_rules(config: dict) -> dict:
+    """The rules of a resolved config (``config["rules"]``), or those of the presets file for a hand-made one."""
+    return config.get("rules") or load_rules()
 
 
 def list_presets(path: Path | str = PRESETS_PATH) -> list[str]:
@@ -69,6 +83,9 @@ def load_config(preset: str = "smoke", overrides: dict | list | None = None,
             pairs[key.strip()] = text
         overrides = pairs
     for key, value in (overrides or {}).items():
+        if key == "rules" or key.startswith("rules."):
+            raise ConfigError(f"override {key!r}: the [rules] of {path} are fixed, not settings; change them there "
+                              "only to change what both languages compute")
         if key not in config:
             raise ConfigError(f"unknown config key {key!r}; keys: {', '.join(sorted(config))}")
         config[key] = coerce_value(key, value, config[key]) if isinstance(value, str) else value
@@ -76,6 +93,7 @@ def load_config(preset: str = "smoke", overrides: dict | list | None = None,
     for key in ("learning_rate", "l2", "split_train", "split_val"):
         config[key] = float(config[key])
     config["preset"] = preset
+    config["rules"] = dict(doc["rules"])  # recorded in config.json: what every worker applies
     return config
 
 

@@ -1,13 +1,13 @@
 """Read the tailings tiles into the numbers the network sees; twin of ``r_impl/R/data.R``.
 
-Reading rules (``data/README.md``, ``parity/FORMATS.md``), chosen so that R and Python give the same float32
+Reading rules (``data/README.md``, ``parity/FORMATS.md``; their numbers in ``[rules]`` of ``parity/presets.toml``), chosen so that R and Python give the same float32
 bits: every value is computed in float64 and rounded to float32 once, at the end.
 
-- GeoTIFF (rasterio): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * 3, 0, 1).
+- GeoTIFF (rasterio): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * geotiff_factor, 0, 1).
 - JPEG (Pillow; its bundled libjpeg-turbo decodes the real tiles to the same bytes as R's jpeg package):
-  value = uint8 / 255.
-- Greyscale (``input_channels = 1``): 0.299 * R + 0.587 * G + 0.114 * B from the unrounded float64 RGB.
-- Masks: GeoTIFF ``value > 0``, JPEG ``value > 127``; float32 exactly 0 or 1.
+  value = uint8 / jpeg_scale.
+- Greyscale (``input_channels = 1``): luma[0] * R + luma[1] * G + luma[2] * B from the unrounded float64 RGB.
+- Masks: GeoTIFF ``value > geotiff_mask_threshold``, JPEG ``value > jpeg_mask_threshold``; float32 exactly 0 or 1.
 - Resizing to ``tile_size``: nearest neighbour, source index ``floor((2 * i + 1) * in / (2 * out))``;
   ``tile_size = 0`` keeps the tiles' own size.
 """
@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from python_impl.config import config_rules, load_rules
+
 # encoding -> (image folder, image pattern, mask folder, mask pattern)
 ENCODINGS = {
     "geotiff": ("img_tiff", "img_{}.tif", "mask_tiff", "mask_{}.tif"),
     "jpeg": ("img", "img_{}.jpeg", "mask", "mask_{}.jpeg"),
 }
-GEOTIFF_FACTOR = 3.0
-JPEG_MASK_THRESHOLD = 127
-LUMA = (0.299, 0.587, 0.114)
 
 
 class DataError(ValueError):
@@ -47,13 +46,14 @@ def tile_paths(data_dir: Path | str, tile_id: int, encoding: str) -> tuple[Path,
     return root / img_dir / img_pat.format(tile_id), root / mask_dir / mask_pat.format(tile_id)
 
 
-def list_tiles(data_dir: Path | str, encoding: str) -> list[int]:
-    """Sorted ids of the tiles that have an image file in ``encoding`` (``img_N.tif`` or ``img_N.jpeg``)."""
-    img_dir, img_pat, _, _ = ENCODINGS[check_encoding(encoding)]
-    folder = Path(data_dir) / img_dir
+def list_tiles(data_dir: Path | str, encoding: str, kind: str = "image") -> list[int]:
+    """Sorted ids of the tiles that have an image file (``kind = "mask"``: a mask file) in ``encoding``
+    (``img_N.tif``, ``img_N.jpeg``, ``mask_N.tif``, ``mask_N.jpeg``)."""
+    img_dir, img_pat, mask_dir, mask_pat = ENCODINGS[check_encoding(encoding)]
+    folder, pat = (Path(data_dir) / img_dir, img_pat) if kind == "image" else (Path(data_dir) / mask_dir, mask_pat)
     if not folder.is_dir():
         return []
-    pattern = re.compile("^" + re.escape(img_pat).replace(r"\{\}", "([0-9]+)") + "$")
+    pattern = re.compile("^" + re.escape(pat).replace(r"\{\}", "([0-9]+)") + "$")
     ids = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
     return sorted(ids)
 
@@ -104,12 +104,15 @@ def _read_file(path: Path) -> tuple[np.ndarray, dict]:
     return array, meta
 
 
-def image_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0) -> np.ndarray:
+def image_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0,
+                 rules: dict | None = None) -> np.ndarray:
     """Decoded image -> float64 (H, W, 3) RGB in [0, 1] by the reading rules, resized to ``tile_size`` (0 = keep).
 
     The checks run on the full tile; resizing then selects from the raw values (nearest neighbour only picks
     values, so scaling fewer of them gives the same numbers). DataError if the tile does not fit the rules.
+    ``rules``: the config's rules (default: those of the presets file).
     """
+    rules = rules or load_rules()
     if meta["bands"] != 3:
         raise DataError(f"{path}: {meta['bands']} band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)")
     if "transform" in meta:  # GeoTIFF: reflectance, bands B2, B3, B4
@@ -124,15 +127,18 @@ def image_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int =
             if hits:
                 raise DataError(f"{path}: {hits} nodata pixel(s) (nodata = {meta['nodata']}); fill or remove the tile")
         values = resize_nearest(values, tile_size)
-        rgb = values[:, :, ::-1] * GEOTIFF_FACTOR
+        rgb = values[:, :, ::-1] * rules["geotiff_factor"]
         return np.clip(rgb, 0.0, 1.0)
     if raw.dtype != np.uint8:
         raise DataError(f"{path}: dtype {raw.dtype.name}, expected 8-bit RGB JPEG")
-    return resize_nearest(raw, tile_size).astype(np.float64) / 255.0
+    return resize_nearest(raw, tile_size).astype(np.float64) / rules["jpeg_scale"]
 
 
-def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0) -> np.ndarray:
-    """Decoded mask -> float64 (H, W) of exactly 0/1 (GeoTIFF ``> 0``, JPEG ``> 127``), resized to ``tile_size``."""
+def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0,
+                rules: dict | None = None) -> np.ndarray:
+    """Decoded mask -> float64 (H, W) of exactly 0/1 (``> geotiff_mask_threshold`` or ``> jpeg_mask_threshold``),
+    resized to ``tile_size``."""
+    rules = rules or load_rules()
     if meta["bands"] != 1:
         raise DataError(f"{path}: {meta['bands']} band(s), expected a 1-band mask")
     if "transform" in meta:
@@ -142,9 +148,9 @@ def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 
         if bad or (nodata is not None and not np.isnan(nodata) and np.any(raw == nodata)):
             raise DataError(f"{path}: NaN/infinite/nodata values in the mask; fill or remove the tile")
         values = resize_nearest(raw[:, :, 0], tile_size)
-        return (values > 0).astype(np.float64)
+        return (values > rules["geotiff_mask_threshold"]).astype(np.float64)
     values = resize_nearest(raw[:, :, 0], tile_size)
-    return (values > JPEG_MASK_THRESHOLD).astype(np.float64)
+    return (values > rules["jpeg_mask_threshold"]).astype(np.float64)
 
 
 def resize_index(size_in: int, size_out: int) -> np.ndarray:
@@ -162,12 +168,13 @@ def resize_nearest(array: np.ndarray, tile_size: int) -> np.ndarray:
     return array[rows][:, cols]
 
 
-def to_channels(rgb: np.ndarray, input_channels: int) -> np.ndarray:
-    """float64 RGB (H, W, 3) -> (H, W, input_channels); 1 = ITU-R 601 luma, summed left to right."""
+def to_channels(rgb: np.ndarray, input_channels: int, rules: dict | None = None) -> np.ndarray:
+    """float64 RGB (H, W, 3) -> (H, W, input_channels); 1 = luma (rules ``luma``), summed left to right."""
     if input_channels == 3:
         return rgb
     if input_channels == 1:
-        grey = LUMA[0] * rgb[:, :, 0] + LUMA[1] * rgb[:, :, 1] + LUMA[2] * rgb[:, :, 2]
+        luma = (rules or load_rules())["luma"]
+        grey = luma[0] * rgb[:, :, 0] + luma[1] * rgb[:, :, 1] + luma[2] * rgb[:, :, 2]
         return grey[:, :, None]
     raise DataError(f"input_channels = {input_channels}: use 3 (RGB) or 1 (greyscale)")
 
@@ -181,18 +188,19 @@ def read_tile(data_dir: Path | str, tile_id: int, config: dict) -> tuple[np.ndar
     encoding = check_encoding(config["encoding"])
     img_path, mask_path = tile_paths(data_dir, tile_id, encoding)
     size = int(config.get("tile_size") or 0)
+    rules = config_rules(config)
     try:
         raw, meta = read_image_file(img_path)
-        image = image_values(raw, meta, img_path, size)
+        image = image_values(raw, meta, img_path, size, rules)
         raw_mask, mask_meta = read_mask_file(mask_path)
-        mask = mask_values(raw_mask, mask_meta, mask_path, size)
+        mask = mask_values(raw_mask, mask_meta, mask_path, size, rules)
     except DataError as exc:
         raise DataError(f"tile {tile_id}: {exc}") from None
     # The sizes as read, before resizing.
     if (meta["height"], meta["width"]) != (mask_meta["height"], mask_meta["width"]):
         raise DataError(f"tile {tile_id}: image {meta['height']} x {meta['width']} ({img_path}) but mask "
                         f"{mask_meta['height']} x {mask_meta['width']} ({mask_path}); re-export the tile or leave it out")
-    image = to_channels(image, int(config.get("input_channels", 3)))
+    image = to_channels(image, int(config.get("input_channels", 3)), rules)
     # The one rounding to float32 (round to nearest even), the same as R's doubles handed to numpy.
     return image.astype(np.float32), mask.astype(np.float32)
 

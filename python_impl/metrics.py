@@ -1,6 +1,6 @@
 """Segmentation metrics counted from predictions; twin of r_impl/R/metrics.R.
 
-Both languages threshold the probabilities at 0.5, count TP/FP/FN/TN as integers and derive every metric from
+Both languages threshold the probabilities at the rules' ``class_threshold``, count TP/FP/FN/TN as integers and derive every metric from
 the counts by the same formulas, so the metrics agree exactly whenever the predictions do.
 """
 
@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-THRESHOLD = 0.5
 
-
-def confusion_counts(probabilities, masks) -> dict:
-    """Pixel counts ``{tp, fp, fn, tn}`` of the tailings class: predicted = probability > 0.5, truth = mask > 0.5."""
+def confusion_counts(probabilities, masks, threshold: float) -> dict:
+    """Pixel counts ``{tp, fp, fn, tn}`` of the tailings class: predicted = probability > ``threshold``, truth =
+    mask > ``threshold`` (the rules' ``class_threshold``; masks are exactly 0 or 1)."""
     probabilities = np.asarray(probabilities)
     masks = np.asarray(masks)
     if probabilities.size != masks.size:
         raise ValueError(f"predictions have {probabilities.size} pixels, masks {masks.size}")
-    pred = probabilities.reshape(-1) > THRESHOLD
-    truth = masks.reshape(-1) > THRESHOLD
+    pred = probabilities.reshape(-1) > threshold
+    truth = masks.reshape(-1) > threshold
     # tp from the joint mask, the rest from the per-class totals: the same steps as the R twin.
     tp = int(np.count_nonzero(pred & truth))
     fp = int(np.count_nonzero(pred)) - tp

@@ -14,6 +14,7 @@ import numpy as np
 
 from python_impl import artifacts, metrics, unet
 from python_impl.augment import augment_batch
+from python_impl.config import config_rules
 
 
 def set_determinism(config: dict) -> dict:
@@ -49,7 +50,8 @@ def split_metrics(model, images, masks, config: dict) -> dict:
     loss = model.evaluate(images, masks, batch_size=batch_size, verbose=0)
     probabilities = model.predict(images, batch_size=batch_size, verbose=0)
     result = {"loss": float(loss)}
-    result.update(metrics.segmentation_metrics(metrics.confusion_counts(probabilities, masks)))
+    threshold = config_rules(config)["class_threshold"]
+    result.update(metrics.segmentation_metrics(metrics.confusion_counts(probabilities, masks, threshold)))
     return result
 
 

@@ -1,6 +1,6 @@
 """One training run in this process, everything written to a worker folder; twin of r_impl/R/worker.R.
 
-Run by the spawner (parity/workers.py) as ``python -m python_impl.worker --config C --manifest M --out DIR``.
+Run by the spawner (parity/run/workers.py) as ``python -m python_impl.worker --config C --manifest M --out DIR``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     """
     import numpy as np
 
-    from parity.manifest import read_manifest  # the Python twin of data.R's read_manifest
-    from python_impl import artifacts, config as config_mod, data, train
+    from python_impl import artifacts, config as config_mod, data, manifest as manifest_mod, train
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,13 +41,14 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     artifacts.log_progress(out_dir, f"phase start pid {os.getpid()}")
     check_python()
     config = config_mod.read_config(config_path)
-    manifest = read_manifest(manifest_path)
+    manifest = manifest_mod.read_manifest(manifest_path)
     train.set_determinism(config)  # before any TensorFlow op
     ready = time.time()
     timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
 
     artifacts.log_progress(out_dir, "phase data")
     t = time.time()
+    manifest_mod.check_files(manifest)  # refuse a tile changed since the manifest was made, by name
     splits = {}
     hashes = {}
     for split in ("train", "val"):

@@ -2,7 +2,7 @@
 #
 # Sources every r_impl/R/*.R (or those of --r-dir) in sorted order, then runs run_worker(). Exit status 0 on
 # success, 1 with one "error: ..." line on stderr when R or Python stops, 2 for a usage error.
-# parity/workers.py sources this file through rpy2 too; then it only defines the functions below.
+# parity/run/workers.py sources this file through rpy2 too; then it only defines the functions below.
 
 #' Source the R twin's files of `r_dir` in sorted (C locale) order into the global environment.
 source_r_impl <- function(r_dir) {

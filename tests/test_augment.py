@@ -7,9 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from parity.datacompare import run_rscript
-from parity.env import R_IMPL_DIR
-from parity.synthetic import make_synthetic
+from parity.data.synthetic import make_synthetic
 from python_impl.augment import augment_batch
 from python_impl.data import load_tiles
 
@@ -46,31 +44,4 @@ def test_same_seeds_same_result_masks_only_flipped_images_clipped(batch):
         flips.append(match[0])
     assert len(set(flips)) > 1  # the seeds really choose different flips
 
-
-R_AUGMENT = """
-args <- commandArgs(trailingOnly = TRUE)
-source(file.path(args[1], "R", "data.R"))
-source(file.path(args[1], "R", "augment.R"))
-np <- reticulate::import("numpy", convert = FALSE)
-seeds <- matrix(c(1L, 2L, 3L, 4L, 2147483647L, 0L, 123456L, 654321L, 7L, 7L, 8L, 9L), ncol = 2, byrow = TRUE)
-for (channels in c(3L, 1L)) {
-  config <- list(encoding = "geotiff", tile_size = 0, input_channels = channels, augment = TRUE)
-  d <- load_tiles(args[2], 0:5, config)
-  a <- augment_batch(d$images, d$masks, seeds, config)
-  np$savez(file.path(args[3], sprintf("r%d.npz", channels)), images = to_numpy(a$images), masks = to_numpy(a$masks))
-}
-"""
-
-
-def test_r_augments_to_the_same_bits_rgb_and_greyscale(batch, tmp_path):
-    root, _ = batch
-    proc = run_rscript(R_AUGMENT, [R_IMPL_DIR, root, tmp_path], timeout_s=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for channels in (3, 1):
-        config = dict(CONFIG, input_channels=channels)
-        images, masks = load_tiles(root, list(range(6)), config)
-        expected = augment_batch(images, masks, SEEDS, config)
-        got = np.load(tmp_path / f"r{channels}.npz")
-        assert got["images"].shape == expected[0].shape
-        assert np.array_equal(got["images"].view(np.uint32), expected[0].view(np.uint32)), f"channels={channels}"
-        assert np.array_equal(got["masks"], expected[1])
+# R augments to the same bits (RGB and greyscale): r_impl/tests/testthat/test-augment.R.

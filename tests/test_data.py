@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from parity.datacompare import compare_encoding, first_difference
+from parity.artifacts.diffs import first_difference
+from parity.data.compare import compare_encoding
 from parity.env import default_data_dir
-from parity.synthetic import make_synthetic
+from parity.data.synthetic import make_synthetic
 from python_impl.data import (DataError, list_tiles, load_tiles, read_tile, resize_index, resize_nearest,
                               tile_paths)
 
@@ -101,19 +102,21 @@ def test_first_difference_reports_position_and_values():
     b[1, 2, 1] = np.nextafter(np.float32(0), np.float32(1))
     b[2, 3, 0] = 0.5
     d = first_difference(a, b)
-    assert d["index"] == [1, 2, 1] and d["python"] == 0.0 and d["r"] > 0
-    assert d["max_abs_diff"] == 0.5 and d["pixels_differing"] == 2
+    assert d["index"] == [1, 2, 1] and d["a"] == 0.0 and d["b"] > 0
+    assert d["max_abs_diff"] == 0.5 and d["n_differ"] == 2
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("encoding,tile_size,channels", [("geotiff", 0, 3), ("jpeg", 0, 3), ("geotiff", 23, 1)])
 def test_r_reader_gives_the_same_float32_bits(synth, encoding, tile_size, channels):
     report = compare_encoding(synth, encoding, tile_size, channels)
     assert [row["status"] for row in report["tiles"]] == ["equal"] * 5, report["tiles"]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("kind", ["int_geotiff", "nodata_mask", "nan_geotiff", "narrow_geotiff"])
 def test_r_and_python_readers_refuse_the_same_broken_geotiff(tmp_path, kind):
-    from parity.fixtures import BAD_TILE, make_fixture
+    from parity.data.fixtures import BAD_TILE, make_fixture
 
     report = compare_encoding(make_fixture(kind, tmp_path / kind), "geotiff", 0, 3)
     status = {row["tile"]: row["status"] for row in report["tiles"]}
@@ -127,6 +130,7 @@ needs_real = pytest.mark.skipif(REAL is None, reason="real tiles not found: set 
 
 
 @needs_real
+@pytest.mark.heavy
 def test_real_tiles_are_bit_identical_in_r_and_python_and_tile_23_fails_in_both():
     for encoding in ("geotiff", "jpeg"):
         report = compare_encoding(REAL, encoding, tile_ids=[5, 23, 107])

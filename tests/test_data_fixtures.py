@@ -8,9 +8,9 @@ import json
 import pytest
 
 from parity.cli import main as cli_main
-from parity.datacheck import StrictDataError, check_dataset, dataset_card, select_tiles
+from parity.data.check import StrictDataError, check_dataset, dataset_card, select_tiles
 from parity.env import default_data_dir
-from parity.fixtures import BAD_TILE, FIXTURES, make_fixture
+from parity.data.fixtures import BAD_TILE, FIXTURES, make_fixture
 from python_impl.data import DataError
 
 BROKEN = [k for k in FIXTURES if k != "empty"]

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from parity import cli, doctor
+from parity import cli
+from parity.doctor import checks as doctor
 from parity.env import PROJECT_ROOT, project_r_lib
 
 R_PYTHON_NOTES_MESSAGES = {
@@ -91,7 +92,9 @@ def test_healthy_report_saw_real_things(healthy_report):
     assert checks["tensorflow"]["seen"].count(tf.__version__) == 3  # Python, R host, R embedded
     assert "bit-identical" in checks["determinism"]["seen"]
     assert "24 elements" in checks["numpy"]["seen"]
-    assert str(os.getpid()) not in checks["embedded-python"]["seen"]  # the probe's own process, not ours
+    # The embedded probe is its own child process: host pid = reticulate's pid = R's pid, and none is ours.
+    pids = [int(p) for p in re.findall(r"pid (\d+)", checks["embedded-python"]["seen"])]
+    assert len(pids) == 3 and len(set(pids)) == 1 and pids[0] != os.getpid(), checks["embedded-python"]["seen"]
     assert sys.executable in checks["host-python"]["seen"]
 
 
@@ -107,6 +110,7 @@ def test_table_output_and_colour(healthy_report):
     assert "\033[31" in coloured and "fix: what to do" in coloured
 
 
+@pytest.mark.heavy
 def test_python_without_tensorflow(bare_python, project_python):
     rc, report, _ = run_doctor("--only", "host-python,tensorflow", env={"RETICULATE_PYTHON": bare_python})
     checks = by_name(report)
@@ -124,6 +128,7 @@ def test_python_without_tensorflow(bare_python, project_python):
     assert rc == 0
 
 
+@pytest.mark.heavy
 def test_old_reticulate_first_on_the_library_path(old_reticulate_lib):
     old_version = re.search(r"^Version:\s*(\S+)", (old_reticulate_lib / "reticulate" / "DESCRIPTION").read_text(),
                             re.M).group(1)
@@ -150,6 +155,7 @@ def test_old_reticulate_first_on_the_library_path(old_reticulate_lib):
     assert rc == 0
 
 
+@pytest.mark.heavy
 def test_r_home_not_r(tmp_path):
     not_r = tmp_path / "not-r"
     (not_r / "bin").mkdir(parents=True)
@@ -170,6 +176,7 @@ def test_r_home_not_r(tmp_path):
     assert rc == 0
 
 
+@pytest.mark.heavy
 def test_legacy_keras_requested_without_tf_keras():
     rc, report, _ = run_doctor("--only", "keras", env={"TF_USE_LEGACY_KERAS": "1"})
     keras_check = by_name(report)["keras"]
@@ -202,6 +209,7 @@ def test_r_absent(tmp_path):
     assert checks["rpy2"]["status"] == "fail" and "R_HOME" in checks["rpy2"]["fix"]
 
 
+@pytest.mark.heavy
 def test_probe_past_its_time_limit_is_a_failed_check():
     t0 = time.monotonic()
     rc, report, _ = run_doctor("--only", "tensorflow", "--timeout", "0.5")

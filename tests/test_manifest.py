@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from parity.datacompare import run_rscript
-from parity.env import R_IMPL_DIR
-from parity.manifest import ManifestError, make_manifest, read_manifest, split_sizes, verify_files, write_manifest
-from parity.synthetic import make_synthetic
+from parity.data.manifest import ManifestError, make_manifest, read_manifest, split_sizes, verify_files, write_manifest
+from parity.data.synthetic import make_synthetic
 
 CONFIG = {"seed": 42, "encoding": "geotiff", "split_train": 0.7, "split_val": 0.2, "epochs": 3, "batch_size": 4}
 
@@ -59,27 +57,4 @@ def test_written_manifest_verifies_and_tampering_is_caught(data, tmp_path):
     with pytest.raises(ManifestError, match="edited after it was written"):
         read_manifest(path)
 
-
-R_READ = """
-args <- commandArgs(trailingOnly = TRUE)
-source(file.path(args[1], "R", "data.R"))
-m <- tryCatch(read_manifest(args[2]), error = function(e) { cat("ERROR:", conditionMessage(e), "\\n"); quit(status = 3) })
-stopifnot(is.integer(m$train), is.list(m$batches[[1]]), is.integer(m$batches[[1]][[1]]),
-          is.matrix(m$augment_seeds[[1]]), is.integer(m$augment_seeds[[1]]))
-cat(jsonlite::toJSON(list(train = m$train, batches = m$batches, seeds = m$augment_seeds, fixed = m$fixed_batch)))
-"""
-
-
-def test_r_reads_the_same_manifest_and_catches_tampering(data, tmp_path):
-    # 8 train tiles in batches of 4: equal-length batches, which jsonlite would simplify into a matrix.
-    m = make_manifest(CONFIG, data, range(12))
-    path = tmp_path / "manifest.json"
-    write_manifest(m, path)
-    proc = run_rscript(R_READ, [R_IMPL_DIR, path], timeout_s=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    seen = json.loads(proc.stdout)
-    assert seen["train"] == m["train"] and seen["batches"] == m["batches"]
-    assert seen["seeds"] == m["augment_seeds"] and seen["fixed"] == m["fixed_batch"]
-    path.write_text(path.read_text().replace('"seed": 42', '"seed": 41'))
-    proc = run_rscript(R_READ, [R_IMPL_DIR, path], timeout_s=120)
-    assert proc.returncode == 3 and "edited after it was written" in proc.stdout
+# R reads the same manifest and catches tampering: r_impl/tests/testthat/test-manifest.R.

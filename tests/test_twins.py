@@ -1,6 +1,6 @@
 """The twins: the same U-Net trained from Python, from R through rpy2 and from R through Rscript, bit for bit.
 
-Each worker runs in a fresh process (parity/workers.py) on the smoke preset; every artifact of the R workers
+Each worker runs in a fresh process (parity/run/workers.py) on the smoke preset; every artifact of the R workers
 must equal the Python reference bit for bit (compared as raw float32 bit patterns, so -0.0 vs 0.0 or one ULP
 fails). The ci-marked test does the same on the real tiles (``pytest -m ci``).
 """
@@ -8,15 +8,12 @@ fails). The ci-marked test does the same on the real tiles (``pytest -m ci``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from parity.env import PROJECT_ROOT, default_data_dir, r_environment
+from parity.env import default_data_dir
 
 R_IMPLS = ("r-rpy2", "r-rscript")
 ARRAYS = ("forward_fixed.npy", "batch_losses.npy", "predictions_val.npy")
@@ -38,8 +35,8 @@ def first_bit_difference(a: np.ndarray, b: np.ndarray) -> str | None:
 
 def make_run_inputs(folder: Path, preset: str, overrides: list[str] | None = None) -> tuple[Path, Path]:
     """config.json + manifest.json (and synthetic tiles for synthetic presets) in ``folder``."""
-    from parity.manifest import make_manifest, write_manifest
-    from parity.synthetic import make_synthetic
+    from parity.data.manifest import make_manifest, write_manifest
+    from parity.data.synthetic import make_synthetic
     from python_impl.config import load_config, write_config
     from python_impl.data import list_tiles
 
@@ -61,7 +58,7 @@ def make_run_inputs(folder: Path, preset: str, overrides: list[str] | None = Non
 
 def run_three(folder: Path, config_path: Path, manifest_path: Path, timeout_s: float) -> dict:
     """Run the three workers one after the other; returns impl -> WorkerResult."""
-    from parity.workers import IMPLS, spawn_worker
+    from parity.run.workers import IMPLS, spawn_worker
 
     return {impl: spawn_worker(impl, config_path, manifest_path, folder / impl, timeout_s=timeout_s)
             for impl in IMPLS}
@@ -83,13 +80,6 @@ def assert_bitwise_equal(reference: Path, other: Path) -> None:
             f"{other.name}/{name} differs from {reference.name}/{name}"
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("twins-smoke")
-    config_path, manifest_path = make_run_inputs(folder, "smoke")
-    return folder, run_three(folder, config_path, manifest_path, timeout_s=600)
-
-
 def test_bit_comparison_catches_one_flipped_bit():
     a = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4)
     b = a.copy()
@@ -101,12 +91,12 @@ def test_bit_comparison_catches_one_flipped_bit():
     assert first_bit_difference(a, c) is not None
 
 
-def test_smoke_workers_succeed(smoke_run):
-    folder, results = smoke_run
-    for impl, result in results.items():
-        assert result.ok, f"{impl}: {result.error}\n{result.stderr_tail}"
-        status = json.loads((folder / impl / "status.json").read_text())
-        assert status["ok"] and status["phase"] == "done"
+# The smoke workers are those of the session's smoke run (parity/testing.py: smoke_workers), trained once.
+
+def test_smoke_workers_succeed(smoke_workers):
+    folder, statuses = smoke_workers
+    for impl, status in statuses.items():
+        assert status["ok"] and status["phase"] == "done", f"{impl}: {status['error']}\n{status['stderr_tail']}"
         env = json.loads((folder / impl / "environment.json").read_text())
         assert env["op_determinism"] is True and env["threads_intra"] == 1 and env["impl"] == impl
         assert (env["rpy2_version"] is not None) == (impl == "r-rpy2")
@@ -116,32 +106,34 @@ def test_smoke_workers_succeed(smoke_run):
 
 
 @pytest.mark.parametrize("impl", R_IMPLS)
-def test_smoke_r_equals_python_bit_for_bit(smoke_run, impl):
-    folder, results = smoke_run
-    if not (results["python"].ok and results[impl].ok):
-        pytest.fail(f"a worker failed: {results['python'].error} / {results[impl].error}")
+def test_smoke_r_equals_python_bit_for_bit(smoke_workers, impl):
+    folder, statuses = smoke_workers
+    if not (statuses["python"]["ok"] and statuses[impl]["ok"]):
+        pytest.fail(f"a worker failed: {statuses['python']['error']} / {statuses[impl]['error']}")
     assert_bitwise_equal(folder / "python", folder / impl)
     losses = np.load(folder / impl / "batch_losses.npy")
     assert losses.shape[0] == 2 and np.all(np.isfinite(losses))
 
 
-def test_smoke_metrics_follow_from_predictions(smoke_run):
+def test_smoke_metrics_follow_from_predictions(smoke_workers):
+    from python_impl.config import load_rules
     from python_impl.metrics import confusion_counts, segmentation_metrics
 
-    folder, results = smoke_run
-    assert results["r-rscript"].ok
+    folder, statuses = smoke_workers
+    assert statuses["r-rscript"]["ok"]
     out = folder / "r-rscript"
     masks = np.load(out / "inputs_val.npz")["masks"]
-    counts = confusion_counts(np.load(out / "predictions_val.npy"), masks)
+    counts = confusion_counts(np.load(out / "predictions_val.npy"), masks, load_rules()["class_threshold"])
     last = json.loads((out / "metrics.json").read_text())["epochs"][-1]["val"]
     assert {k: last[k] for k in ("tp", "fp", "fn", "tn")} == counts
     assert segmentation_metrics(counts)["baseline_accuracy"] == last["baseline_accuracy"]
     assert sum(counts.values()) == masks.size
 
 
+@pytest.mark.heavy
 def test_paper_python_layout_small_is_bit_identical_too(tmp_path):
     """The other block layout (BN, Adam, greyscale, [up, skip] concatenation, depth 3), small, Python vs Rscript."""
-    from parity.workers import spawn_worker
+    from parity.run.workers import spawn_worker
 
     config_path, manifest_path = make_run_inputs(tmp_path, "smoke", [
         "variant=paper-python", "batch_norm=true", "depth=3", "input_channels=1", "optimizer=adam", "l2=0",
@@ -154,38 +146,7 @@ def test_paper_python_layout_small_is_bit_identical_too(tmp_path):
     assert "bridge_bn1/moving_mean" in names and "dec3_conv2/kernel" in names
 
 
-CROSSLOAD_R = r"""
-args <- commandArgs(trailingOnly = TRUE)
-for (f in sort(list.files(args[1], pattern = "\\.R$", full.names = TRUE), method = "radix")) source(f)
-keras <- reticulate::import("keras")
-np <- reticulate::import("numpy", convert = FALSE)
-model <- keras$models$load_model(args[2])
-images <- np$load(args[3])$get("images")
-save_array(model$predict(images, batch_size = 4L, verbose = 0L), args[4])
-"""
-
-
-def test_keras_files_load_across_languages(smoke_run, tmp_path):
-    import keras
-
-    folder, results = smoke_run
-    assert results["python"].ok and results["r-rscript"].ok
-    # Python loads the model that R saved.
-    images = np.load(folder / "python" / "inputs_val.npz")["images"]
-    r_model = keras.models.load_model(folder / "r-rscript" / "model.keras")
-    from_r = r_model.predict(images, batch_size=4, verbose=0)[..., 0]
-    assert first_bit_difference(from_r, np.load(folder / "r-rscript" / "predictions_val.npy")) is None
-    # R loads the model that Python saved.
-    script = tmp_path / "crossload.R"
-    script.write_text(CROSSLOAD_R)
-    out = tmp_path / "r_pred.npy"
-    proc = subprocess.run(["Rscript", str(script), str(PROJECT_ROOT / "r_impl" / "R"),
-                           str(folder / "python" / "model.keras"), str(folder / "python" / "inputs_val.npz"),
-                           str(out)], env=r_environment(python=sys.executable), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    from_py = np.load(out)[..., 0]
-    assert first_bit_difference(from_py, np.load(folder / "python" / "predictions_val.npy")) is None
+# Saved models loaded across languages: the saved_models stage of every run (parity/test_parity_run.py).
 
 
 # --- the original networks, transcribed from the original scripts (no names, no seeds) -------------------------
@@ -237,6 +198,7 @@ def original_python_network():
     return keras.Model(inputs, layers.Conv2D(1, 1, padding="same", activation="sigmoid")(x))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("preset,original", [("paper-r", original_r_network),
                                              ("paper-python", original_python_network)])
 def test_paper_variants_match_the_original_networks(preset, original):
@@ -251,27 +213,7 @@ def test_paper_variants_match_the_original_networks(preset, original):
         assert sum(1 for l in ours.layers if type(l).__name__ == "Conv2D" and l.kernel_size == (3, 3)) == 10
 
 
-ARCH_R = r"""
-args <- commandArgs(trailingOnly = TRUE)
-for (f in sort(list.files(args[1], pattern = "\\.R$", full.names = TRUE), method = "radix")) source(f)
-for (preset in c("paper-r", "paper-python")) {
-  save_json(architecture_record(build_unet(load_config(preset))), file.path(args[2], paste0(preset, ".json")))
-}
-"""
-
-
-def test_r_builds_the_same_paper_architectures(tmp_path):
-    from python_impl.config import load_config
-    from python_impl.unet import architecture_record, build_unet
-
-    script = tmp_path / "arch.R"
-    script.write_text(ARCH_R)
-    proc = subprocess.run(["Rscript", str(script), str(PROJECT_ROOT / "r_impl" / "R"), str(tmp_path)],
-                          env=r_environment(python=sys.executable), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for preset in ("paper-r", "paper-python"):
-        from_r = json.loads((tmp_path / f"{preset}.json").read_text())
-        assert from_r == architecture_record(build_unet(load_config(preset))), preset
+# R builds the same paper architectures: r_impl/tests/testthat/test-architecture.R.
 
 
 @pytest.mark.ci

@@ -2,7 +2,7 @@
 
 Each mistake is a list of exact (file, old text, new text) replacements. ``apply_mistake`` copies the twin
 and applies them, failing loudly when an ``old`` text is not found exactly once (the twin changed: update the
-patch). The test suite runs each patched twin as an R worker and checks that ``parity/compare.py`` reports
+patch). The test suite runs each patched twin as an R worker and checks that ``parity/compare/stages.py`` reports
 the divergence at the stage the mistake belongs to.
 """
 

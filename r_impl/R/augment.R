@@ -1,16 +1,12 @@
 # Augmentation of a training batch, seeded from the manifest; twin of python_impl/augment.py.
 #
-# Left-right and up-down flips (each with probability 1/2), then brightness (max_delta 0.3), contrast
-# (0.8 to 1.1) and saturation (0.8 to 1.1) jitter, then clipping to [0, 1]: the same TensorFlow stateless ops
+# Left-right and up-down flips (each with probability 1/2), then brightness, contrast and saturation jitter
+# (ranges: augment_* in [rules] of parity/presets.toml), then clipping to [0, 1]: the same TensorFlow stateless ops
 # as Python, called through reticulate with the same int32 seeds, so both languages get the same bits.
 
-# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
-AUGMENT_BRIGHTNESS_MAX_DELTA <- 0.3
-AUGMENT_CONTRAST_RANGE <- c(0.8, 1.1)
-AUGMENT_SATURATION_RANGE <- c(0.8, 1.1)
-
-#' Augment one sample: image [H, W, C] and mask [H, W, 1] float32 tensors, seed a (2,) int32 tensor.
-augment_sample <- function(image, mask, seed) {
+#' Augment one sample: image [H, W, C] and mask [H, W, 1] float32 tensors, seed a (2,) int32 tensor; the
+#' jitter ranges from `rules`.
+augment_sample <- function(image, mask, seed, rules) {
   tf <- reticulate::import("tensorflow", convert = FALSE)
   seeds <- tf$random$experimental$stateless_split(seed, num = 5L)
   # py_get_item with 0-based Python indices: the seeds are rows of a TensorFlow tensor.
@@ -22,12 +18,12 @@ augment_sample <- function(image, mask, seed) {
   parts <- tf$split(joined, list(channels, 1L), axis = -1L)
   image <- reticulate::py_get_item(parts, 0L)
   mask <- reticulate::py_get_item(parts, 1L)
-  image <- tf$image$stateless_random_brightness(image, AUGMENT_BRIGHTNESS_MAX_DELTA, seed = seed_at(2L))
-  image <- tf$image$stateless_random_contrast(image, AUGMENT_CONTRAST_RANGE[1], AUGMENT_CONTRAST_RANGE[2],
-                                              seed = seed_at(3L))
+  contrast <- rules$augment_contrast
+  saturation <- rules$augment_saturation
+  image <- tf$image$stateless_random_brightness(image, rules$augment_brightness_max_delta, seed = seed_at(2L))
+  image <- tf$image$stateless_random_contrast(image, contrast[1], contrast[2], seed = seed_at(3L))
   if (channels == 3L) {  # saturation needs RGB; greyscale input skips it (the seed is still drawn)
-    image <- tf$image$stateless_random_saturation(image, AUGMENT_SATURATION_RANGE[1], AUGMENT_SATURATION_RANGE[2],
-                                                  seed = seed_at(4L))
+    image <- tf$image$stateless_random_saturation(image, saturation[1], saturation[2], seed = seed_at(4L))
   }
   list(image = tf$clip_by_value(image, 0, 1), mask = mask)
 }
@@ -49,13 +45,14 @@ augment_batch <- function(images, masks, seeds, config) {
     stop(sprintf("augment_batch: %s images but %d seed pairs", reticulate::py_to_r(x$shape[[0L]]), n),
          call. = FALSE)
   }
+  rules <- config_rules(config)
   out_images <- vector("list", n)
   out_masks <- vector("list", n)
   for (i in seq_len(n)) {
     # i - 1: Python indices are 0-based.
     seed <- tf$constant(np$array(seeds[i, ], dtype = "int32"))
     sample <- augment_sample(tf$constant(reticulate::py_get_item(x, i - 1L)),
-                             tf$constant(reticulate::py_get_item(y, i - 1L)), seed)
+                             tf$constant(reticulate::py_get_item(y, i - 1L)), seed, rules)
     out_images[[i]] <- sample$image
     out_masks[[i]] <- sample$mask
   }

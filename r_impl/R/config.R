@@ -1,4 +1,4 @@
-# The one config: presets from parity/presets.toml plus overrides; twin of python_impl/config.py.
+# The one config: presets and rules from parity/presets.toml plus overrides; twin of python_impl/config.py.
 
 #' Path of the presets file that both languages read.
 presets_path <- function() {
@@ -14,6 +14,21 @@ project_root <- function() {
     return(normalizePath(file.path(get(".r_impl_dir", envir = globalenv()), "..")))
   }
   normalizePath(".")
+}
+
+#' The fixed rules ([rules] of the presets file): reading, augmentation, metrics and harness constants.
+load_rules <- function(path = presets_path()) {
+  doc <- RcppTOML::parseTOML(path)
+  if (is.null(doc$rules)) {
+    stop(sprintf("%s: no [rules] table; restore it from git (both languages read their rules there)", path),
+         call. = FALSE)
+  }
+  doc$rules
+}
+
+#' The rules of a resolved config (config$rules), or those of the presets file for a hand-made one.
+config_rules <- function(config) {
+  if (is.null(config$rules)) load_rules() else config$rules
 }
 
 #' Names of the presets defined in `path`.
@@ -67,6 +82,10 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
     overrides <- pairs
   }
   for (key in names(overrides)) {
+    if (key == "rules" || startsWith(key, "rules.")) {
+      stop(sprintf(paste0("override '%s': the [rules] of %s are fixed, not settings; change them there only to ",
+                          "change what both languages compute"), key, path), call. = FALSE)
+    }
     if (!key %in% names(config)) {
       stop(sprintf("unknown config key '%s'; keys: %s", key, paste(sort(names(config)), collapse = ", ")),
            call. = FALSE)
@@ -76,6 +95,7 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
   }
   for (key in c("learning_rate", "l2", "split_train", "split_val")) config[[key]] <- as.numeric(config[[key]])
   config$preset <- preset
+  config$rules <- doc$rules  # recorded in config.json: what every worker applies
   config
 }
 

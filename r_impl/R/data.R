@@ -1,13 +1,13 @@
 # Read the tailings tiles into the numbers the network sees; twin of python_impl/data.py.
 #
-# Reading rules (data/README.md, parity/FORMATS.md): every value is computed in double (R has no float32)
+# Reading rules (data/README.md, parity/FORMATS.md; their numbers in [rules] of parity/presets.toml): every value is computed in double (R has no float32)
 # and rounded to float32 once, by numpy, at the Keras boundary (to_numpy), the same single rounding as
 # Python's astype(float32).
-# - GeoTIFF (terra): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * 3, 0, 1).
+# - GeoTIFF (terra): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * geotiff_factor, 0, 1).
 # - JPEG (jpeg::readJPEG, Debian's libjpeg62-turbo; decodes the real tiles to the same bytes as Pillow):
-#   value = uint8 / 255.
-# - Greyscale (input_channels = 1): 0.299 * R + 0.587 * G + 0.114 * B from the unrounded double RGB.
-# - Masks: GeoTIFF value > 0, JPEG value > 127; exactly 0 or 1.
+#   value = uint8 / jpeg_scale.
+# - Greyscale (input_channels = 1): luma[1] * R + luma[2] * G + luma[3] * B from the unrounded double RGB.
+# - Masks: GeoTIFF value > geotiff_mask_threshold, JPEG value > jpeg_mask_threshold; exactly 0 or 1.
 # - Resizing to tile_size: nearest neighbour, source index floor((2 * i + 1) * in / (2 * out)), 0-based;
 #   tile_size = 0 keeps the tiles' own size.
 
@@ -17,9 +17,6 @@ DATA_ENCODINGS <- list(
   geotiff = c("img_tiff", "img_%d.tif", "mask_tiff", "mask_%d.tif"),
   jpeg = c("img", "img_%d.jpeg", "mask", "mask_%d.jpeg")
 )
-GEOTIFF_FACTOR <- 3
-JPEG_MASK_THRESHOLD <- 127
-LUMA <- c(0.299, 0.587, 0.114)
 
 #' Signal a data error: a tile that cannot be read into valid numbers (class "data_error").
 data_error <- function(message) {
@@ -42,12 +39,14 @@ tile_paths <- function(data_dir, tile_id, encoding) {
     file.path(data_dir, spec[3], sprintf(spec[4], as.integer(tile_id))))
 }
 
-#' Sorted ids of the tiles that have an image file in `encoding` (img_N.tif or img_N.jpeg).
-list_tiles <- function(data_dir, encoding) {
+#' Sorted ids of the tiles that have an image file (kind = "mask": a mask file) in `encoding` (img_N.tif,
+#' img_N.jpeg, mask_N.tif, mask_N.jpeg).
+list_tiles <- function(data_dir, encoding, kind = "image") {
   spec <- DATA_ENCODINGS[[check_encoding(encoding)]]
-  folder <- file.path(data_dir, spec[1])
+  at <- if (identical(kind, "image")) 1:2 else 3:4  # folder and pattern of the image, or of the mask
+  folder <- file.path(data_dir, spec[at[1]])
   if (!dir.exists(folder)) return(integer(0))
-  pattern <- paste0("^", sub("%d", "([0-9]+)", gsub(".", "\\.", spec[2], fixed = TRUE), fixed = TRUE), "$")
+  pattern <- paste0("^", sub("%d", "([0-9]+)", gsub(".", "\\.", spec[at[2]], fixed = TRUE), fixed = TRUE), "$")
   names <- grep(pattern, list.files(folder), value = TRUE)
   sort(as.integer(sub(pattern, "\\1", names)))
 }
@@ -120,7 +119,9 @@ jpeg_bytes <- function(packed, bands) {
 #'
 #' The checks run on the full tile; resizing then selects from the raw values (nearest neighbour only picks
 #' values, so scaling fewer of them gives the same numbers). data_error if the tile does not fit the rules.
-image_values <- function(raw, meta, path, tile_size = 0) {
+#' `rules`: the config's rules (default: those of the presets file).
+image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
+  if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 3) {
     data_error(sprintf("%s: %d band(s), expected 3 (GeoTIFF B2, B3, B4 or JPEG RGB)", path, meta$bands))
   }
@@ -136,18 +137,20 @@ image_values <- function(raw, meta, path, tile_size = 0) {
     }
     raw <- resize_nearest(raw, tile_size)
     # R: swap [col, row] to [row, col] (see read_file), bands B2, B3, B4 -> B4, B3, B2.
-    rgb <- aperm(raw, c(2L, 1L, 3L))[, , 3:1, drop = FALSE] * GEOTIFF_FACTOR
+    rgb <- aperm(raw, c(2L, 1L, 3L))[, , 3:1, drop = FALSE] * rules$geotiff_factor
     # clip(x, 0, 1) as numpy.clip (no NaN here); in place, where pmin/pmax would copy twice.
     rgb[rgb < 0] <- 0
     rgb[rgb > 1] <- 1
     return(rgb)
   }
   # R: the bytes come packed (see read_file); unpack only the pixels that resizing kept.
-  jpeg_bytes(resize_nearest(raw, tile_size), 3L) / 255
+  jpeg_bytes(resize_nearest(raw, tile_size), 3L) / rules$jpeg_scale
 }
 
-#' Decoded mask -> double [row, col] of exactly 0/1 (GeoTIFF > 0, JPEG > 127), resized to `tile_size` (0 = keep).
-mask_values <- function(raw, meta, path, tile_size = 0) {
+#' Decoded mask -> double [row, col] of exactly 0/1 (> geotiff_mask_threshold or > jpeg_mask_threshold),
+#' resized to `tile_size` (0 = keep).
+mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
+  if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
   if (meta$geotiff) {
     # anyNA + is.infinite = !is.finite, without a full logical copy first (R only; numpy's isfinite is cheap).
@@ -156,10 +159,10 @@ mask_values <- function(raw, meta, path, tile_size = 0) {
     }
     # R: swap [col, row] to [row, col] (see read_file).
     values <- t(resize_nearest(raw[, , 1], tile_size))
-    return((values > 0) * 1)
+    return((values > rules$geotiff_mask_threshold) * 1)
   }
   values <- jpeg_bytes(resize_nearest(raw, tile_size), 1L)[, , 1]
-  (values > JPEG_MASK_THRESHOLD) * 1
+  (values > rules$jpeg_mask_threshold) * 1
 }
 
 #' 0-based nearest-neighbour source indices: floor((2 * i + 1) * size_in / (2 * size_out)).
@@ -178,11 +181,12 @@ resize_nearest <- function(array, tile_size) {
   if (length(dim(array)) == 3) array[rows, cols, , drop = FALSE] else array[rows, cols, drop = FALSE]
 }
 
-#' double RGB [row, col, 3] -> [row, col, input_channels]; 1 = ITU-R 601 luma, summed left to right.
-to_channels <- function(rgb, input_channels) {
+#' double RGB [row, col, 3] -> [row, col, input_channels]; 1 = luma (rules luma), summed left to right.
+to_channels <- function(rgb, input_channels, rules = NULL) {
   if (input_channels == 3) return(rgb)
   if (input_channels == 1) {
-    grey <- LUMA[1] * rgb[, , 1] + LUMA[2] * rgb[, , 2] + LUMA[3] * rgb[, , 3]
+    luma <- (if (is.null(rules)) load_rules() else rules)$luma
+    grey <- luma[1] * rgb[, , 1] + luma[2] * rgb[, , 2] + luma[3] * rgb[, , 3]
     dim(grey) <- c(dim(rgb)[1:2], 1L)
     return(grey)
   }
@@ -198,11 +202,12 @@ read_tile <- function(data_dir, tile_id, config) {
   encoding <- check_encoding(config$encoding)
   paths <- tile_paths(data_dir, tile_id, encoding)
   size <- if (is.null(config$tile_size)) 0 else config$tile_size
+  rules <- config_rules(config)
   read <- tryCatch({
     raw <- read_image_file(paths[1])
-    image <- image_values(raw$values, raw$meta, paths[1], size)
+    image <- image_values(raw$values, raw$meta, paths[1], size, rules)
     raw_mask <- read_mask_file(paths[2])
-    mask <- mask_values(raw_mask$values, raw_mask$meta, paths[2], size)
+    mask <- mask_values(raw_mask$values, raw_mask$meta, paths[2], size, rules)
     list(image = image, mask = mask, meta = raw$meta, mask_meta = raw_mask$meta)
   }, data_error = function(e) data_error(sprintf("tile %d: %s", as.integer(tile_id), conditionMessage(e))))
   meta <- read$meta
@@ -214,7 +219,7 @@ read_tile <- function(data_dir, tile_id, config) {
                        meta$height, meta$width, paths[1], mask_meta$height, mask_meta$width, paths[2]))
   }
   channels <- if (is.null(config$input_channels)) 3 else config$input_channels
-  list(image = to_channels(read$image, channels), mask = read$mask)
+  list(image = to_channels(read$image, channels, rules), mask = read$mask)
 }
 
 #' Read `tile_ids` in the given order: list(images = double [n, row, col, C], masks = double [n, row, col, 1]).
@@ -250,39 +255,8 @@ to_numpy <- function(x) {
   reticulate::np_array(x, dtype = "float32")
 }
 
-#' Read and verify a split manifest written by parity/manifest.py.
-#'
-#' Returns a list: train, val, test, fixed_batch as integer vectors (tile ids; fixed_batch 0-based positions
-#' into val); batches as a list (epoch) of lists (batch) of integer vectors of 0-based positions into train;
-#' augment_seeds as a list (epoch) of integer matrices (n_train x 2); excluded and files as named lists.
-#' jsonlite is asked not to simplify, because it would turn equal-length batches into a matrix.
-read_manifest <- function(path) {
-  if (!file.exists(path)) stop(sprintf("%s: manifest missing", path), call. = FALSE)
-  text <- readChar(path, file.info(path)$size, useBytes = TRUE)
-  m <- jsonlite::fromJSON(text, simplifyVector = FALSE)
-  if (!identical(m$schema, "tailings-parity/manifest") || !identical(as.integer(m$version), 1L)) {
-    stop(sprintf("%s: not a tailings-parity/manifest version 1", path), call. = FALSE)
-  }
-  # The hash is of the text with the field's value blanked (parity/manifest.py write_manifest).
-  blank <- sub('"manifest_sha256": "[0-9a-f]*"', '"manifest_sha256": ""', text)
-  hashlib <- reticulate::import("hashlib", convert = FALSE)
-  digest <- reticulate::py_to_r(hashlib$sha256(reticulate::r_to_py(blank)$encode("utf-8"))$hexdigest())
-  if (!identical(digest, m$manifest_sha256)) {
-    stop(sprintf("%s: manifest_sha256 does not match its content: the manifest was edited after it was written",
-                 path), call. = FALSE)
-  }
-  ints <- function(x) as.integer(unlist(x))
-  m$train <- ints(m$train)
-  m$val <- ints(m$val)
-  m$test <- ints(m$test)
-  m$fixed_batch <- ints(m$fixed_batch)
-  m$batches <- lapply(m$batches, function(epoch) lapply(epoch, ints))
-  m$augment_seeds <- lapply(m$augment_seeds, function(epoch) matrix(ints(epoch), ncol = 2, byrow = TRUE))
-  m
-}
-
 #' Read `tile_ids` one by one and write what R read to `out_path` (.npz, float32 via numpy) for
-#' parity/datacompare.py: image_<id> (H, W, C) and mask_<id> (H, W); `out_path`.json holds per tile the error
+#' parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and mask_<id> (H, W); `out_path`.json holds per tile the error
 #' message (if the tile could not be read) and the seconds it took.
 dump_tiles <- function(data_dir, tile_ids, config, out_path) {
   np <- reticulate::import("numpy", convert = FALSE)

@@ -1,20 +1,18 @@
 # Segmentation metrics counted from predictions; twin of python_impl/metrics.py.
 #
-# Both languages threshold the probabilities at 0.5, count TP/FP/FN/TN as integers and derive every metric
+# Both languages threshold the probabilities at the rules' class_threshold, count TP/FP/FN/TN as integers and derive every metric
 # from the counts by the same formulas, so the metrics agree exactly whenever the predictions do.
 
-# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
-METRICS_THRESHOLD <- 0.5
-
-#' Pixel counts list(tp, fp, fn, tn) of the tailings class: predicted = probability > 0.5, truth = mask > 0.5.
+#' Pixel counts list(tp, fp, fn, tn) of the tailings class: predicted = probability > `threshold`, truth =
+#' mask > `threshold` (the rules' class_threshold; masks are exactly 0 or 1).
 #'
 #' `probabilities` and `masks` are R arrays (or vectors) with the same number of elements.
-confusion_counts <- function(probabilities, masks) {
+confusion_counts <- function(probabilities, masks, threshold) {
   if (length(probabilities) != length(masks)) {
     stop(sprintf("predictions have %d pixels, masks %d", length(probabilities), length(masks)), call. = FALSE)
   }
-  pred <- probabilities > METRICS_THRESHOLD
-  truth <- masks > METRICS_THRESHOLD
+  pred <- probabilities > threshold
+  truth <- masks > threshold
   # Flat logical vectors: the shapes may differ ([n, row, col, 1] against [n, row, col]) where the lengths agree.
   dim(pred) <- NULL
   dim(truth) <- NULL

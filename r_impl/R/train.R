@@ -35,7 +35,8 @@ split_metrics <- function(model, images, masks, config) {
   probabilities <- model$predict(images, batch_size = batch_size, verbose = 0L)  # an R array [n, row, col, 1]
   # Counted in R on R values: the masks come back as an R array (exact 0/1), once per split like the predictions.
   c(list(loss = as.numeric(loss)),
-    segmentation_metrics(confusion_counts(probabilities, reticulate::py_to_r(masks))))
+    segmentation_metrics(confusion_counts(probabilities, reticulate::py_to_r(masks),
+                                          config_rules(config)$class_threshold)))
 }
 
 #' Rows `positions` (0-based, as the manifest lists them) of a numpy array [n, ...]: Python's x[positions].

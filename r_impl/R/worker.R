@@ -1,6 +1,6 @@
 # One training run in this process, everything written to a worker folder; twin of python_impl/worker.py.
 #
-# Run by r_impl/worker.R (Rscript as host) or by parity/workers.py through rpy2 (Python as host).
+# Run by r_impl/worker.R (Rscript as host) or by parity/run/workers.py through rpy2 (Python as host).
 
 WORKER_IMPL <- "r-rscript"
 
@@ -38,6 +38,7 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
 
   log_progress(out_dir, "phase data")
   t <- now()
+  check_files(manifest)  # refuse a tile changed since the manifest was made, by name
   splits <- list()
   hashes <- list()
   for (split in c("train", "val")) {

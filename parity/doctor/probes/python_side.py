@@ -1,6 +1,6 @@
 """The Python side of ``tailings-parity doctor``: TensorFlow, Keras, devices and the smoke fit (twin of probe.R).
 
-Run as ``python -m parity.doctor_probes.python_side`` with TP_DOCTOR_OUT, TP_DOCTOR_SECTIONS, TP_DOCTOR_WEIGHTS
+Run as ``python -m parity.doctor.probes.python_side`` with TP_DOCTOR_OUT, TP_DOCTOR_SECTIONS, TP_DOCTOR_WEIGHTS
 set by parity/doctor.py.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from parity.doctor_probes import SectionRecorder, env_seen
+from parity.doctor.probes import SectionRecorder, env_seen
 
 
 def tensorflow_section() -> dict:

@@ -2,7 +2,7 @@
 
 Three workers, one contract (config, manifest, output folder; FORMATS.md "Worker output"):
 - ``python``:    ``python -m python_impl.worker`` (the reference);
-- ``r-rpy2``:    ``python -m parity.workers --embedded-r``: a Python process that starts R through rpy2 and runs
+- ``r-rpy2``:    ``python -m parity.run.workers --embedded-r``: a Python process that starts R through rpy2 and runs
                  r_impl (R drives Keras through reticulate on this same interpreter);
 - ``r-rscript``: ``Rscript r_impl/worker.R``: R as host, reticulate bound to the project's Python.
 
@@ -26,13 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from parity.artifacts.contract import required_files
 from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
 
-IMPLS = ("python", "r-rpy2", "r-rscript")
-# Files a finished worker must have written (FORMATS.md "Worker output"; status.json is ours).
-REQUIRED_FILES = ("architecture.json", "weights_initial.npz", "weights_final.npz", "forward_fixed.npy",
-                  "batch_losses.npy", "metrics.json", "predictions_val.npy", "input_hashes.json",
-                  "inputs_val.npz", "model.keras", "timings.json", "memory.json", "environment.json")
+from python_impl.config import load_rules
+
+IMPLS = tuple(load_rules()["workers"])  # the first is the reference
+# Files a finished worker must have written: the contract's table in FORMATS.md ("Worker output").
+REQUIRED_FILES = required_files("worker")
 TAIL_LINES = 40
 KILL_GRACE_S = 5.0
 PROGRESS_RE = re.compile(r"^(phase \S+( .*)?|epoch \d+/\d+ .*)$")
@@ -59,7 +60,7 @@ def worker_command(impl: str, config_path, manifest_path, out_dir, r_dir=None) -
         return [sys.executable, "-u", "-m", "python_impl.worker", *common]
     if impl == "r-rpy2":
         extra = ["--r-dir", str(r_dir)] if r_dir else []
-        return [sys.executable, "-u", "-m", "parity.workers", "--embedded-r", *common, *extra]
+        return [sys.executable, "-u", "-m", "parity.run.workers", "--embedded-r", *common, *extra]
     if impl == "r-rscript":
         extra = ["--r-dir", str(r_dir)] if r_dir else []
         return ["Rscript", "--no-save", "--no-restore", str(R_IMPL_DIR / "worker.R"), *common, *extra]
@@ -112,8 +113,11 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     phase = [None]
     launched_at = time.time()
+    from parity.env import refuse_in_fast_tier
+
     try:
         command = worker_command(impl, config_path, manifest_path, out_dir, r_dir)
+        refuse_in_fast_tier(command)
         proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_environment(impl, launched_at),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -247,7 +251,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _embedded_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity.workers --embedded-r")
+    parser = argparse.ArgumentParser(prog="python -m parity.run.workers --embedded-r")
     parser.add_argument("--embedded-r", action="store_true", required=True)
     parser.add_argument("--config", required=True)
     parser.add_argument("--manifest", required=True)

@@ -38,7 +38,7 @@ def add_arguments(parser) -> None:
 
 
 def _check(args) -> int:
-    from parity.datacheck import check_dataset, format_results
+    from parity.data.check import check_dataset, format_results
 
     results = check_dataset(args.path, args.encoding, args.expected_size)
     print(json.dumps(results, indent=1) if args.json else format_results(results))
@@ -56,8 +56,8 @@ def _check(args) -> int:
 
 
 def _compare(args) -> int:
-    from parity.datacompare import compare_dataset, format_report, parity_ok
-    from parity.datacheck import check_dataset
+    from parity.data.compare import compare_dataset, format_report, parity_ok
+    from parity.data.check import check_dataset
 
     check_dataset(args.path, args.encoding)  # a folder without tiles stops here with a clear message
     report = compare_dataset(args.path, args.encoding, args.tile_size, args.channels)
@@ -66,7 +66,7 @@ def _compare(args) -> int:
 
 
 def _synth(args) -> int:
-    from parity.synthetic import make_synthetic
+    from parity.data.synthetic import make_synthetic
     from python_impl.config import load_config
 
     defaults = load_config("smoke")
@@ -78,7 +78,7 @@ def _synth(args) -> int:
 
 def main(args) -> int:
     """Run the chosen action; bad data ends in a one-line message and exit 1, never a traceback."""
-    from parity.datacompare import CompareError
+    from parity.errors import CompareError
     from python_impl.data import DataError
 
     actions = {"check": _check, "compare": _compare, "synth": _synth}

@@ -36,17 +36,6 @@ def _encodings_present(data_dir: Path) -> list[str]:
             if (data_dir / img_dir).is_dir() or (data_dir / mask_dir).is_dir()]
 
 
-def _mask_ids(data_dir: Path, encoding: str) -> list[int]:
-    _, _, mask_dir, mask_pat = ENCODINGS[encoding]
-    prefix, suffix = mask_pat.split("{}")
-    folder = data_dir / mask_dir
-    if not folder.is_dir():
-        return []
-    names = [p.name[len(prefix):-len(suffix)] for p in folder.iterdir()
-             if p.name.startswith(prefix) and p.name.endswith(suffix)]
-    return sorted(int(n) for n in names if n.isdigit())
-
-
 def _inspect(data_dir: Path, tile_id: int, encoding: str) -> tuple[dict, dict]:
     """Check one tile in one encoding; returns (result, arrays kept for the cross-encoding check)."""
     img_path, mask_path = tile_paths(data_dir, tile_id, encoding)
@@ -191,7 +180,7 @@ def check_dataset(data_dir: Path | str, encoding: str = "both", expected_size: i
         encodings = [encoding]
     else:
         raise DataError(f"unknown encoding {encoding!r}: use geotiff, jpeg or both")
-    ids = {enc: sorted(set(list_tiles(root, enc)) | set(_mask_ids(root, enc))) for enc in encodings}
+    ids = {enc: sorted(set(list_tiles(root, enc)) | set(list_tiles(root, enc, "mask"))) for enc in encodings}
     if not any(ids.values()):
         raise DataError(f"{root}: no tiles found (expected img/img_N.jpeg + mask/mask_N.jpeg or "
                         "img_tiff/img_N.tif + mask_tiff/mask_N.tif, see data/README.md)")

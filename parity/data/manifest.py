@@ -11,28 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA = "tailings-parity/manifest"
-VERSION = 1
-FIXED_BATCH_SIZE = 4
-
-
-class ManifestError(ValueError):
-    """A manifest that is missing, not of this schema, or altered after it was written."""
-
-
-def file_sha256(path: Path | str) -> str:
-    """sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
+from python_impl.config import config_rules
+# The reading side is the twins' (python_impl/manifest.py, r_impl/R/manifest.R); re-exported for the harness.
+from python_impl.manifest import (SCHEMA, VERSION, ManifestError, check_files, file_sha256,  # noqa: F401
+                                  read_manifest, verify_files, verify_text)
 
 def split_sizes(n: int, split_train: float, split_val: float) -> tuple[int, int, int]:
     """(n_train, n_val, n_test): rounded shares of ``n``; the test split takes the rest (never negative)."""
@@ -44,7 +30,7 @@ def split_sizes(n: int, split_train: float, split_val: float) -> tuple[int, int,
 def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict | None = None) -> dict:
     """Build the manifest for ``tile_ids`` (the good tiles) of ``data_dir``.
 
-    ``excluded`` maps tile id -> reason for the tiles left out (from ``parity/datacheck.py``). Config keys used:
+    ``excluded`` maps tile id -> reason for the tiles left out (from ``parity/data/check.py``). Config keys used:
     seed, encoding, split_train, split_val, epochs, batch_size.
     """
     from python_impl.data import tile_paths
@@ -73,7 +59,7 @@ def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict |
         "train": train, "val": val, "test": test,
         "excluded": {str(k): str(v) for k, v in sorted((excluded or {}).items(), key=lambda kv: int(kv[0]))},
         "batches": batches, "augment_seeds": augment_seeds,
-        "fixed_batch": list(range(min(FIXED_BATCH_SIZE, len(val)))),
+        "fixed_batch": list(range(min(int(config_rules(config)["fixed_batch_size"]), len(val)))),
         "files": files, "manifest_sha256": "",
     }
 
@@ -96,50 +82,6 @@ def write_manifest(manifest: dict, path: Path | str) -> str:
     text = text.replace('"manifest_sha256": ""', f'"manifest_sha256": "{digest}"')
     Path(path).write_text(text)
     return digest
-
-
-def verify_text(text: str) -> str:
-    """Check the ``manifest_sha256`` of a manifest's text; returns the hash or raises ManifestError."""
-    match = re.search(r'"manifest_sha256": "([0-9a-f]*)"', text)
-    if not match:
-        raise ManifestError("no manifest_sha256 field: not a tailings-parity manifest")
-    blank = text[:match.start(1)] + text[match.end(1):]
-    digest = hashlib.sha256(blank.encode()).hexdigest()
-    if digest != match.group(1):
-        raise ManifestError(f"manifest_sha256 is {match.group(1)[:12]}... but the content hashes to {digest[:12]}...: "
-                            "the manifest was edited after it was written; write it again with write_manifest")
-    return digest
-
-
-def read_manifest(path: Path | str) -> dict:
-    """Read and verify a manifest (schema, version and manifest_sha256)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest missing")
-    text = path.read_text()
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not JSON ({exc})") from None
-    if manifest.get("schema") != SCHEMA or manifest.get("version") != VERSION:
-        raise ManifestError(f"{path}: schema {manifest.get('schema')!r} version {manifest.get('version')!r}, "
-                            f"expected {SCHEMA!r} version {VERSION}")
-    try:
-        verify_text(text)
-    except ManifestError as exc:
-        raise ManifestError(f"{path}: {exc}") from None
-    return manifest
-
-
-def verify_files(manifest: dict) -> list[str]:
-    """Files of ``manifest`` whose bytes changed or vanished since it was written (relative paths)."""
-    root = Path(manifest["data_dir"])
-    changed = []
-    for rel, digest in manifest["files"].items():
-        path = root / rel
-        if not path.is_file() or file_sha256(path) != digest:
-            changed.append(rel)
-    return changed
 
 
 def epoch_positions(manifest: dict, epoch: int) -> list[int]:

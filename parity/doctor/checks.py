@@ -2,10 +2,10 @@
 
 Three probes run side by side, each in its own child process with a time limit, and report as JSON:
 
-* ``python``     the project's Python: TensorFlow, Keras, devices, the smoke fit (doctor_probes/python_side.py);
-* ``r-host``     Rscript runs doctor_probes/probe.R: R, reticulate, the Python it picks, NumPy round trip,
+* ``python``     the project's Python: TensorFlow, Keras, devices, the smoke fit (probes/python_side.py);
+* ``r-host``     Rscript runs probes/probe.R: R, reticulate, the Python it picks, NumPy round trip,
                  TensorFlow, devices, the smoke fit;
-* ``r-embedded`` a Python child starts R through rpy2 and sources the same probe.R (doctor_probes/embedded.py).
+* ``r-embedded`` a Python child starts R through rpy2 and sources the same probe.R (probes/embedded.py).
 
 Each check reads what the probes saw and says ok / warn / fail / skip, what it saw, and the fix. A probe that
 segfaults, aborts or hangs becomes a failed check with the last lines of its stderr; the doctor carries on.
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from parity.doctor.probes import R_PROBE
 from parity.env import project_r_lib, r_environment, run_child
 
 STATUS_ORDER = {"ok": 0, "warn": 1, "skip": 2, "fail": 3}
@@ -272,7 +273,7 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
         wanted = _with_prerequisites(needed["python"], "python", PY_SECTION_ORDER)
         env = dict(ctx.env, TP_DOCTOR_OUT=str(workdir / "python.json"), TP_DOCTOR_SECTIONS=",".join(wanted),
                    TP_DOCTOR_WEIGHTS=str(workdir / "python-weights.npz"))
-        jobs["python"] = (ProbeRun("python", wanted), [sys.executable, "-m", "parity.doctor_probes.python_side"],
+        jobs["python"] = (ProbeRun("python", wanted), [sys.executable, "-m", "parity.doctor.probes.python_side"],
                           env, [workdir / "python.json"])
     if "r-host" in needed:
         wanted = _with_prerequisites(needed["r-host"], "r", R_SECTION_ORDER)
@@ -281,7 +282,7 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
         run = ProbeRun("r-host", wanted)
         if not ctx.rscript:
             run.started, run.not_started = False, "no Rscript found (R is not installed or not on PATH)"
-        jobs["r-host"] = (run, [ctx.rscript or "Rscript", str(Path(__file__).parent / "doctor_probes" / "probe.R")],
+        jobs["r-host"] = (run, [ctx.rscript or "Rscript", str(R_PROBE)],
                           env, [workdir / "r-host.json"])
     if "r-embedded" in needed:
         r_wanted = _with_prerequisites(needed["r-embedded"] - {"rpy2"}, "r", R_SECTION_ORDER)
@@ -290,7 +291,7 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
                    TP_DOCTOR_WEIGHTS=str(workdir / "r-embedded-weights.npz"),
                    TP_DOCTOR_RETICULATE_EMBEDDED_MIN=RETICULATE_EMBEDDED_MIN)
         jobs["r-embedded"] = (ProbeRun("r-embedded", ["rpy2", *r_wanted]),
-                              [sys.executable, "-m", "parity.doctor_probes.embedded"], env,
+                              [sys.executable, "-m", "parity.doctor.probes.embedded"], env,
                               [workdir / "rpy2.json", workdir / "r-embedded.json"])
 
     def one(name: str) -> ProbeRun:
@@ -603,7 +604,7 @@ def check_smoke_fit(ctx: Context) -> CheckResult:
         return "fail", seen + " (not finite)", "check the TensorFlow install: the same fit is finite elsewhere"
 
     rows, _ = _sides(ctx, "smoke-fit", "fit", describe,
-                     lambda p, m: "see the message: the smoke fit is the 'fit' section of parity/doctor_probes/probe.R")
+                     lambda p, m: "see the message: the smoke fit is the 'fit' section of parity/doctor/probes/probe.R")
     return _combine("smoke-fit", rows)
 
 
@@ -611,20 +612,11 @@ def compare_weights(a_path: str, b_path: str) -> tuple[bool, str]:
     """Bit-for-bit comparison of two weight .npz files: (identical, what differs)."""
     import numpy as np
 
+    from parity.artifacts.diffs import weights_diff
+
     with np.load(a_path) as a, np.load(b_path) as b:
-        if a.files != b.files:
-            return False, f"variables differ: {a.files} vs {b.files}"
-        diffs = []
-        for key in a.files:
-            x, y = a[key], b[key]
-            if x.shape != y.shape or x.dtype != y.dtype:
-                diffs.append(f"{key} {x.dtype}{x.shape} vs {y.dtype}{y.shape}")
-            elif x.tobytes() != y.tobytes():
-                # Compared as bits: -0.0 vs 0.0 and NaN payloads count as differences too.
-                n = int(np.sum(x.view(f"u{x.itemsize}") != y.view(f"u{y.itemsize}")))
-                diffs.append(f"{key} {n}/{x.size} elements differ, max |diff| "
-                             f"{float(np.max(np.abs(x.astype('float64') - y.astype('float64')))):.3g}")
-        return not diffs, "; ".join(diffs)
+        lines = weights_diff({k: a[k] for k in a.files}, {k: b[k] for k in b.files})
+    return not lines, "; ".join(lines)
 
 
 def check_determinism(ctx: Context) -> CheckResult:

@@ -1,4 +1,4 @@
-"""``tailings-parity compare RUN_A RUN_B``: what changed from run A (the baseline) to run B.
+"""``tailings-parity regress RUN_A RUN_B`` (formerly ``compare``): what changed from run A (the baseline) to run B.
 
 Reads the two runs' ``results.json`` (rebuilding it with ``tailings-parity report`` logic when absent) and
 flags regressions: a final metric that got worse beyond ``--metric-tol``, a phase whose median time grew by
@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from parity.errors import CompareError, ParityError
+
 # Direction of "better" for each final-epoch metric.
 HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "iou": True, "f1": True, "precision": True, "recall": True}
 ENV_KEYS = ("r_version", "reticulate_version", "rpy2_version", "python_version", "tensorflow_version",
@@ -19,29 +21,19 @@ ENV_KEYS = ("r_version", "reticulate_version", "rpy2_version", "python_version",
             "cpu_count", "platform")
 
 
-class RegressError(ValueError):
-    """A run that cannot be compared (missing, not a run folder)."""
-
-
 def load_results(run: str | Path) -> dict:
     """results.json of a run folder or run id; rebuilt from the folder when absent."""
-    from parity import report
+    from parity.report import build as report
 
-    try:
-        run_dir = report.resolve_run(str(run))
-    except report.ReportError as exc:
-        raise RegressError(str(exc)) from None
+    run_dir = report.resolve_run(str(run))
     path = run_dir / "results.json"
     if not path.is_file():
-        try:
-            report.build_report(run_dir)
-        except report.ReportError as exc:
-            raise RegressError(str(exc)) from None
+        report.build_report(run_dir)
     results = json.loads(path.read_text())
     if results.get("schema") != report.RESULTS_SCHEMA:
-        raise RegressError(f"{path}: schema {results.get('schema')!r}, expected {report.RESULTS_SCHEMA!r}")
+        raise CompareError(f"{path}: schema {results.get('schema')!r}, expected {report.RESULTS_SCHEMA!r}")
     if results.get("version") != report.RESULTS_VERSION:
-        raise RegressError(f"{path}: results version {results.get('version')}, this harness reads "
+        raise CompareError(f"{path}: results version {results.get('version')}, this harness reads "
                            f"{report.RESULTS_VERSION}; rebuild it with tailings-parity report {run_dir}")
     return results
 
@@ -157,7 +149,7 @@ def main(args) -> int:
     try:
         a = load_results(args.run_a)
         b = load_results(args.run_b)
-    except RegressError as exc:
+    except ParityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     doc = compare_results(a, b, args.metric_tol, args.time_tol, args.time_min_s)

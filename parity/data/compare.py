@@ -1,6 +1,6 @@
 """Data parity: read every tile in Python and in R and compare the float32 numbers bit for bit.
 
-The R reader (``r_impl/R/data.R``) runs in a child process (``Rscript`` with ``parity.env.r_environment()``)
+The R reader (``r_impl/R/data.R``) runs in a child process (``Rscript r_impl/dump_tiles.R`` with ``parity.env.r_environment()``)
 and writes what it read to a temporary ``.npz`` through numpy (``dump_tiles``); the comparison happens here.
 Per tile the verdict is ``equal`` (same bits), ``differ`` (first differing pixel: tile, row, column, band,
 both values, and the largest absolute difference), or the error each language gave for a tile it could not
@@ -16,37 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.env import R_IMPL_DIR, ChildResult, r_environment, run_child
-
-R_DUMP = """
-args <- commandArgs(trailingOnly = TRUE)
-.r_impl_dir <- args[1]
-source(file.path(args[1], "R", "config.R"))
-source(file.path(args[1], "R", "data.R"))
-config <- jsonlite::fromJSON(args[3])
-ids <- if (nzchar(args[4])) as.integer(strsplit(args[4], ",")[[1]]) else integer(0)
-dump_tiles(args[2], ids, config, args[5])
-"""
-
-
-class CompareError(RuntimeError):
-    """The R child could not be started or crashed; the message carries its exit status and stderr."""
-
-
-def run_rscript(code: str, args: list[str], timeout_s: float = 600) -> ChildResult:
-    """Run R ``code`` in an Rscript child with the project's R environment; ``args`` are its trailing args.
-
-    Raises CompareError when Rscript is missing or runs past ``timeout_s``; the caller checks the exit status.
-    """
-    cmd = ["Rscript", "--vanilla", "-e", code, *[str(a) for a in args]]
-    try:
-        result = run_child(cmd, r_environment(), timeout_s)
-    except FileNotFoundError:
-        raise CompareError("Rscript not found on PATH: install R (bash parity/setup.sh)") from None
-    if result.timed_out:
-        raise CompareError(f"the R child did not finish within {timeout_s:.0f} s")
-    return result
-
+from parity.artifacts.diffs import first_difference
+from parity.env import R_IMPL_DIR, run_rscript
+from parity.errors import CompareError
 
 def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s: float = 600) -> dict:
     """Read ``tile_ids`` with the R reader in an Rscript child; returns arrays, errors and timings."""
@@ -55,12 +27,13 @@ def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s
         cfg_path.write_text(json.dumps(config))
         out = Path(tmp) / "r_tiles.npz"
         started = time.perf_counter()
-        proc = run_rscript(R_DUMP, [R_IMPL_DIR, Path(data_dir).resolve(), cfg_path,
-                                    ",".join(str(t) for t in tile_ids), out], timeout_s)
+        proc = run_rscript(R_IMPL_DIR / "dump_tiles.R", [Path(data_dir).resolve(), cfg_path,
+                                                         ",".join(str(t) for t in tile_ids), out], timeout_s)
         wall = time.perf_counter() - started
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise CompareError(f"the R reader failed (exit status {proc.returncode}):\n{tail}")
+            raise CompareError(f"the R reader failed (exit status {proc.returncode}):\n{tail}",
+                               fix="run `tailings-parity doctor`; the R reader is r_impl/R/data.R")
         side = json.loads(Path(str(out) + ".json").read_text())
         with np.load(out) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -71,20 +44,6 @@ def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s
     errors = side.get("errors") or {}
     return {"arrays": arrays, "errors": {int(k): v for k, v in dict(errors).items()},
             "read_seconds": read_seconds, "wall_seconds": wall}
-
-
-def first_difference(a: np.ndarray, b: np.ndarray) -> dict | None:
-    """Where two float32 arrays first differ in bits (C order): index, both values, largest |a - b|; None if equal."""
-    if a.shape != b.shape:
-        return {"shape_python": list(a.shape), "shape_r": list(b.shape)}
-    differ = a.view(np.uint32) != b.view(np.uint32)
-    if not differ.any():
-        return None
-    index = [int(i) for i in np.argwhere(differ)[0]]
-    with np.errstate(invalid="ignore"):
-        max_abs = float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-    return {"index": index, "python": float(a[tuple(index)]), "r": float(b[tuple(index)]),
-            "max_abs_diff": max_abs, "pixels_differing": int(differ.sum())}
 
 
 def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, input_channels: int = 3,
@@ -116,7 +75,7 @@ def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, in
             continue
         image, mask = python[tile_id]
         r_image, r_mask = r["arrays"][f"image_{tile_id}"], r["arrays"][f"mask_{tile_id}"]
-        diff_image, diff_mask = first_difference(image, r_image), first_difference(mask, r_mask)
+        diff_image, diff_mask = _named(first_difference(image, r_image)), _named(first_difference(mask, r_mask))
         row["status"] = "equal" if diff_image is None and diff_mask is None else "differ"
         if diff_image:
             d = dict(diff_image)
@@ -135,6 +94,14 @@ def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, in
     return {"encoding": encoding, "data_dir": str(Path(data_dir).resolve()), "config": config, "tiles": tiles,
             "counts": counts, "python_read_seconds": round(py_seconds, 3),
             "r_read_seconds": r["read_seconds"], "r_process_seconds": round(r["wall_seconds"], 3)}
+
+
+def _named(diff: dict | None) -> dict | None:
+    """A first_difference record with its a/b sides named python/r (a = Python's array, b = R's)."""
+    if diff is None:
+        return None
+    names = {"a": "python", "b": "r", "shape_a": "shape_python", "shape_b": "shape_r", "n_differ": "pixels_differing"}
+    return {names.get(k, k): v for k, v in diff.items()}
 
 
 def compare_dataset(data_dir: Path | str, encoding: str = "both", tile_size: int = 0,

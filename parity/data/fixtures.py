@@ -1,6 +1,6 @@
 """Broken-file fixtures, made by code: a small synthetic dataset with one tile broken in one way.
 
-Each fixture is ``count`` good synthetic tiles (``parity/synthetic.py``) of which tile ``BAD_TILE`` is then
+Each fixture is ``count`` good synthetic tiles (``parity/data/synthetic.py``) of which tile ``BAD_TILE`` is then
 broken; ``empty`` is a folder with nothing in it. ``FIXTURES`` says, per kind, which encoding the broken file
 belongs to and a fragment of the message that the checks must give, so tests can assert both.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.synthetic import make_synthetic, make_tile, tile_transform, write_geotiff, write_jpeg
+from parity.data.synthetic import make_synthetic, make_tile, tile_transform, write_geotiff, write_jpeg
 
 BAD_TILE = 3
 FIXTURE_SEED = 11

@@ -1,6 +1,6 @@
 """The embedded probe of ``tailings-parity doctor``: this Python process starts R through rpy2 and runs probe.R.
 
-Run as ``python -m parity.doctor_probes.embedded`` with TP_DOCTOR_DIR, TP_DOCTOR_SECTIONS and the probe.R
+Run as ``python -m parity.doctor.probes.embedded`` with TP_DOCTOR_DIR, TP_DOCTOR_SECTIONS and the probe.R
 variables set by parity/doctor.py. Writes ``rpy2`` (this side) to TP_DOCTOR_OUT_RPY2; probe.R writes the rest.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from parity.doctor_probes import R_PROBE, SectionRecorder
+from parity.doctor.probes import R_PROBE, SectionRecorder
 
 
 def rpy2_section() -> dict:
@@ -24,9 +24,12 @@ def rpy2_section() -> dict:
             "prefix": sys.prefix, "r_home_env": os.environ.get("R_HOME")}
     import rpy2.robjects as ro  # starts R
 
-    seen.update(r_version=str(ro.r("R.version.string")[0]), r_home=str(ro.r("R.home()")[0]),
-                r_pid=int(ro.r("Sys.getpid()")[0]),
-                r_version_number=str(ro.r("paste(R.version$major, R.version$minor, sep = '.')")[0]))
+    # R's own objects and functions through rpy2's API (no R code in this file: the R side is probe.R).
+    base = ro.baseenv
+    version = base["R.version"]
+    seen.update(r_version=str(base["R.version.string"][0]), r_home=str(base["R.home"]()[0]),
+                r_pid=int(base["Sys.getpid"]()[0]),
+                r_version_number=f"{version.rx2('major')[0]}.{version.rx2('minor')[0]}")
     return seen
 
 

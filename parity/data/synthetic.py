@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from python_impl.config import load_rules
+
 # Pixel size of the real tiles (degrees), so that synthetic transforms look like the real ones.
 PIXEL_DEG = 8.929e-05
 JPEG_QUALITY = 90
 # The factor the original project used to turn reflectance into display values (data/README.md).
-DISPLAY_FACTOR = 3.0
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -80,7 +81,7 @@ def tile_transform(seed: int, tile_id: int, size: int):
 
 def write_geotiff(path: Path | str, array: np.ndarray, transform, crs: str | None = "EPSG:4326",
                   descriptions: tuple[str, ...] | None = None, nodata: float | None = None) -> None:
-    """Write ``array`` (bands, rows, cols) as an LZW GeoTIFF (also used by ``parity/fixtures.py``)."""
+    """Write ``array`` (bands, rows, cols) as an LZW GeoTIFF (also used by ``parity/data/fixtures.py``)."""
     import rasterio
 
     count, height, width = array.shape
@@ -105,7 +106,8 @@ def write_jpeg(path: Path | str, array: np.ndarray) -> None:
 
 def display_rgb(bands: np.ndarray) -> np.ndarray:
     """(B2, B3, B4) reflectance -> (H, W, 3) uint8 RGB = round(clip((B4, B3, B2) * 3, 0, 1) * 255)."""
-    rgb = np.clip(bands[::-1].astype(np.float64) * DISPLAY_FACTOR, 0.0, 1.0)
+    # The JPEG is made by the GeoTIFF reading rule, so that both encodings of a tile show the same picture.
+    rgb = np.clip(bands[::-1].astype(np.float64) * load_rules()["geotiff_factor"], 0.0, 1.0)
     return np.round(rgb * 255).astype(np.uint8).transpose(1, 2, 0)
 
 

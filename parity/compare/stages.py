@@ -1,6 +1,6 @@
 """Stage-by-stage comparison of worker folders: verdicts, the first divergence, and float32 ULP distances.
 
-Reads only the files of ``parity/FORMATS.md`` ("Worker output"); never a live model. The reference is the
+Reads only the files of ``parity/FORMATS.md`` ("Worker output") through ``parity.artifacts``; never a live model. The reference is the
 first worker (``python``); every other worker is compared to it, stage by stage, in the order the data flows:
 a difference in the inputs explains every later one, so the earliest differing stage is the one to fix.
 """
@@ -12,6 +12,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from parity.artifacts.diffs import array_diff, fmt, max_ulp_diff, within
+from parity.artifacts.folder import WorkerFolder  # noqa: F401  (callers build pairs from it)
+from parity.errors import CompareError
+from python_impl.config import load_rules
 
 SCHEMA = "tailings-parity/comparison"
 VERSION = 1
@@ -61,124 +66,11 @@ STAGE_PHASE = {"inputs": "data", "batch_order": "train", "architecture": "build"
                "metrics": "train", "saved_models": "save"}
 
 
-class CompareError(ValueError):
-    """A run or worker folder that cannot be compared (missing, unreadable), with what to do about it."""
-
-
-# ---------------------------------------------------------------------------------------------- numbers
-
-def ordered_int(x: np.ndarray) -> np.ndarray:
-    """Map float32 values to int64 so that adjacent floats differ by 1 (the ULP distance is a subtraction)."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
-    # Negative floats count downwards from zero; -0.0 and +0.0 both land on 0.
-    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
-
-
-def max_ulp_diff(a: np.ndarray, b: np.ndarray) -> int:
-    """Largest distance between ``a`` and ``b`` in units in the last place of float32."""
-    if a.size == 0:
-        return 0
-    return int(np.max(np.abs(ordered_int(a) - ordered_int(b))))
-
-
-def array_diff(a, b) -> dict:
-    """Differences between two float arrays: bit-identical?, max abs, max ULP (float32), relative L2, count."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape:
-        return {"shape_a": list(a.shape), "shape_b": list(b.shape), "identical": False,
-                "max_abs_diff": None, "max_ulp_diff": None, "rel_l2": None, "n_differ": None, "size": int(a.size)}
-    a32 = np.ascontiguousarray(a, dtype=np.float32)
-    b32 = np.ascontiguousarray(b, dtype=np.float32)
-    differ = a32.view(np.uint32) != b32.view(np.uint32)
-    both_nan = np.isnan(a32) & np.isnan(b32)
-    differ &= ~both_nan
-    a64 = a.astype(np.float64)
-    b64 = b.astype(np.float64)
-    delta = np.abs(a64 - b64)
-    delta[both_nan] = 0.0
-    norm = float(np.linalg.norm(a64.ravel()))
-    dist = float(np.linalg.norm((a64 - b64)[~both_nan].ravel()))
-    return {
-        "shape": list(a.shape), "size": int(a.size), "identical": not bool(differ.any()),
-        "n_differ": int(differ.sum()),
-        "max_abs_diff": float(np.nanmax(delta)) if a.size else 0.0,
-        "max_ulp_diff": max_ulp_diff(np.where(both_nan, 0, a32), np.where(both_nan, 0, b32)),
-        "rel_l2": (dist / norm) if norm > 0 else (0.0 if dist == 0 else math.inf),
-    }
-
-
-def within(diff: dict, a, b, rtol: float, atol: float) -> bool:
-    """numpy.allclose semantics (``|a - b| <= atol + rtol * |b|``) on arrays whose diff is ``diff``."""
-    if diff.get("max_abs_diff") is None:
-        return False
-    return bool(np.allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol,
-                            equal_nan=True))
-
-
-def fmt(x: float | None) -> str:
-    """Short text of a number for a summary line."""
-    if x is None:
-        return "n/a"
-    return f"{x:.3g}"
-
-
-# ---------------------------------------------------------------------------------------------- loading
-
-class WorkerFolder:
-    """Lazy reader of one worker's output folder (FORMATS.md, "Worker output")."""
-
-    def __init__(self, path: Path | str, name: str | None = None):
-        self.path = Path(path)
-        self.name = name or self.path.name
-        self._cache: dict = {}
-
-    def has(self, filename: str) -> bool:
-        """Whether the worker wrote ``filename``."""
-        return (self.path / filename).is_file()
-
-    def json(self, filename: str):
-        """Parsed JSON file, or None when absent."""
-        if filename not in self._cache:
-            p = self.path / filename
-            self._cache[filename] = json.loads(p.read_text()) if p.is_file() else None
-        return self._cache[filename]
-
-    def npy(self, filename: str):
-        """A .npy array, or None when absent."""
-        if filename not in self._cache:
-            p = self.path / filename
-            self._cache[filename] = np.load(p, allow_pickle=False) if p.is_file() else None
-        return self._cache[filename]
-
-    def npz(self, filename: str) -> dict | None:
-        """A .npz archive as an ordered dict of arrays (file order kept: it is the model order), or None."""
-        if filename not in self._cache:
-            p = self.path / filename
-            if p.is_file():
-                with np.load(p, allow_pickle=False) as z:
-                    self._cache[filename] = {k: z[k] for k in z.files}
-            else:
-                self._cache[filename] = None
-        return self._cache[filename]
-
-    @property
-    def status(self) -> dict:
-        """status.json, or a failure record when the spawner never wrote one."""
-        return self.json("status.json") or {"impl": self.name, "ok": False, "phase": None,
-                                            "error": f"no status.json in {self.path}"}
-
-    @property
-    def ok(self) -> bool:
-        """Whether the worker finished."""
-        return bool(self.status.get("ok"))
-
-
 # ---------------------------------------------------------------------------------------------- stages
 
 def _result(stage, verdict, summary, location=None, **details) -> dict:
     return {"stage": stage, "title": STAGE_TITLES[stage], "verdict": verdict,
-            "ok": verdict in ("identical", "within_tolerance", "not_recorded"),
+            "ok": verdict in ("identical", "within_tolerance"),
             "location": location, "summary": summary, "details": details}
 
 
@@ -255,10 +147,7 @@ def compare_inputs(ref, cand, mode, tolerances) -> dict:
 def compare_batch_order(ref, cand, mode, tolerances, manifest: dict | None = None) -> dict:
     """The manifest each worker read (its hash) and the tile ids it fed, batch by batch (batch_order.json)."""
     oa, ob = ref.json("batch_order.json"), cand.json("batch_order.json")
-    if oa is None and ob is None:
-        # Older workers do not record what they fed; say so instead of claiming a verdict.
-        return _result("batch_order", "not_recorded",
-                       "neither worker wrote batch_order.json: the batch order is checked only through the losses")
+    # Required by the contract (FORMATS.md): a worker that did not record what it fed gives no verdict.
     if oa is None or ob is None:
         return _missing("batch_order", ref, cand, "batch_order.json")
     details = {"manifest_sha256": {ref.name: oa.get("manifest_sha256"), cand.name: ob.get("manifest_sha256")}}
@@ -404,15 +293,17 @@ def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
                    location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **d)
 
 
-def compare_predictions(ref, cand, mode, tolerances, tile_ids=None) -> dict:
-    """Final predicted probabilities of the val tiles, and the share of pixels whose class differs."""
+def compare_predictions(ref, cand, mode, tolerances, tile_ids=None, threshold: float | None = None) -> dict:
+    """Final predicted probabilities of the val tiles, and the share of pixels whose class (probability >
+    ``threshold``, the rules' class_threshold) differs."""
     a, b = ref.npy("predictions_val.npy"), cand.npy("predictions_val.npy")
     if a is None or b is None:
         return _missing("predictions", ref, cand, "predictions_val.npy")
     d = array_diff(a, b)
     if d["max_abs_diff"] is None:
         return _result("predictions", "differs", f"shape {d['shape_a']} vs {d['shape_b']}", location="shape", **d)
-    cls_diff = (a > 0.5) != (b > 0.5)
+    threshold = load_rules()["class_threshold"] if threshold is None else threshold
+    cls_diff = (a > threshold) != (b > threshold)
     share = float(cls_diff.mean()) if a.size else 0.0
     per_tile = cls_diff.reshape(len(a), -1).mean(axis=1).tolist() if a.ndim >= 2 else []
     d.update(class_differ_share=share, class_differ_per_tile=per_tile)
@@ -506,7 +397,8 @@ def compare_saved_models(ref, cand, mode, tolerances) -> dict:
 
 
 def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", tolerances: dict | None = None,
-                 manifest: dict | None = None, stages_to_check: list[str] | None = None) -> dict:
+                 manifest: dict | None = None, stages_to_check: list[str] | None = None,
+                 rules: dict | None = None) -> dict:
     """All stages (or ``stages_to_check``) for one candidate worker against the reference; names the first
     divergence."""
     if mode not in MODES:
@@ -527,7 +419,8 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
         "batch_losses": lambda: compare_batch_losses(ref, cand, stage_mode, tolerances),
         "final_weights": lambda: compare_weights("final_weights", "weights_final.npz", ref, cand,
                                                  stage_mode, tolerances),
-        "predictions": lambda: compare_predictions(ref, cand, stage_mode, tolerances, tile_ids),
+        "predictions": lambda: compare_predictions(ref, cand, stage_mode, tolerances, tile_ids,
+                                                   (rules or load_rules())["class_threshold"]),
         "metrics": lambda: compare_metrics(ref, cand, stage_mode, tolerances),
         "saved_models": lambda: compare_saved_models(ref, cand, stage_mode, tolerances),
     }
@@ -620,7 +513,8 @@ def compare_statistical(groups: dict[str, list[WorkerFolder]], reference: str, a
 
 def compare_workers(workers: list[WorkerFolder], mode: str = "strict", tolerances: dict | None = None,
                     manifest: dict | None = None, repeats: dict[str, list[WorkerFolder]] | None = None,
-                    statistical_groups: dict[str, list[WorkerFolder]] | None = None) -> dict:
+                    statistical_groups: dict[str, list[WorkerFolder]] | None = None,
+                    rules: dict | None = None) -> dict:
     """Compare every worker with the first (the reference); repeats of one impl are compared with its first.
 
     Returns the ``comparison.json`` document: pairs, the overall verdict, the first divergence and a one-line
@@ -629,17 +523,17 @@ def compare_workers(workers: list[WorkerFolder], mode: str = "strict", tolerance
     if not workers:
         raise CompareError("no worker folders to compare")
     ref = workers[0]
-    pairs = [compare_pair(ref, w, mode, tolerances, manifest) for w in workers[1:]]
+    pairs = [compare_pair(ref, w, mode, tolerances, manifest, rules=rules) for w in workers[1:]]
     if len(workers) == 1:
         # A single worker: its own stages can still fail (a crashed worker); compare it with itself.
-        pairs = [compare_pair(ref, ref, mode, tolerances, manifest)]
+        pairs = [compare_pair(ref, ref, mode, tolerances, manifest, rules=rules)]
         pairs[0]["candidate"] = ref.name
     repeat_pairs = []
     for impl, ws in (repeats or {}).items():
         for w in ws[1:]:
             # Only the first repeat's models are cross-loaded; repeats check run-to-run determinism.
             p = compare_pair(ws[0], w, "strict", tolerances, manifest,
-                             stages_to_check=[s for s in STAGES if s != "saved_models"])
+                             stages_to_check=[s for s in STAGES if s != "saved_models"], rules=rules)
             p["kind"] = "repeat"
             repeat_pairs.append(p)
     stats_doc = compare_statistical(statistical_groups, ref.name) if statistical_groups else None
@@ -684,7 +578,7 @@ def verdict_of(doc: dict) -> dict:
         return {"ok": True, "first_divergence": None,
                 "verdict": f"NO COMPARISON: only {names} ran ({mode}); give --impls with two or more workers"}
     if first is None and rep_first is None:
-        word = "bit-identical" if all(s["verdict"] in ("identical", "not_recorded")
+        word = "bit-identical" if all(s["verdict"] == "identical"
                                       for p in pairs for s in p["stages"]) else "within tolerance"
         return {"ok": True, "first_divergence": None,
                 "verdict": f"PARITY: {word} across {names} ({mode}, {n} worker{'s' if n != 1 else ''})"}

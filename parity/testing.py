@@ -1,27 +1,60 @@
-"""Fixtures of the ``pytest parity/`` suite: real runs of the real workers, made once per session.
+"""The test suite's shared fixtures and tiers, loaded as a pytest plugin (``-p parity.testing`` in pyproject.toml),
+so that ``tests/`` and ``parity/`` share one smoke run per session instead of training it twice.
+
+Real runs of the real workers, made once per session:
 
 - ``smoke_run``: ``run`` of the smoke preset with python, r-rpy2 and r-rscript (the default parity run);
 - ``lr_run``: the smoke preset with a changed learning rate, python only (for ``compare``);
 - ``mistake_base``: a config, data, manifest and Python reference worker for the R mistake fixtures;
 - ``ci_run``: the ci preset on the real tiles, all three workers (tests marked ``ci`` only).
 Run folders go to a session temporary folder, never to reports/.
+
+Tiers: a test that starts TensorFlow, R or a worker is marked ``heavy`` (by hand, or because it uses one of
+``HEAVY_FIXTURES``). ``make test-fast`` runs ``-m "not heavy and not ci"`` with ``TAILINGS_PARITY_FAST_TIER=1``:
+then starting R or a worker raises, and the session fails if TensorFlow or rpy2 was imported, so a test put in
+the fast tier by mistake is named instead of silently slowing it down.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from parity.runner import IMPLS
+HEAVY_FIXTURES = {"smoke_run", "smoke_comparison", "lr_run", "mistake_base", "ci_run", "smoke_workers",
+                  "healthy_report", "tiny", "batch"}
+FAST_TIER_ENV = "TAILINGS_PARITY_FAST_TIER"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: starts TensorFlow, R or a worker process (not in the fast tier)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In the fast tier, TensorFlow and rpy2 must never have been imported."""
+    if os.environ.get(FAST_TIER_ENV):
+        loaded = [m for m in ("tensorflow", "keras", "rpy2.robjects") if m in sys.modules]
+        if loaded:
+            print(f"\nfast tier: {', '.join(loaded)} imported by a test not marked heavy", file=sys.stderr)
+            session.exitstatus = 1
+
+from parity.run.workers import IMPLS
 
 REFERENCE = "python"
 CANDIDATES = [i for i in IMPLS if i != REFERENCE]
 
 
 def _run(config: dict, impls, reports_dir: Path) -> Path:
-    from parity.runner import Printer, run_parity
+    from parity.run.runner import Printer, run_parity
 
     return run_parity(config, list(impls), reports_dir=reports_dir, printer=Printer(quiet=True))
 
@@ -55,12 +88,19 @@ def lr_run(reports_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smoke_workers(smoke_run) -> tuple[Path, dict]:
+    """The smoke run's worker folders and their status.json, by worker (tests/test_twins.py reads them)."""
+    folder = smoke_run / "workers"
+    return folder, {impl: json.loads((folder / impl / "status.json").read_text()) for impl in IMPLS}
+
+
+@pytest.fixture(scope="session")
 def mistake_base(tmp_path_factory) -> dict:
     """Config, manifest and a finished Python reference worker for the mistake fixtures' config."""
-    from parity import manifest as manifest_mod
+    from parity.data import manifest as manifest_mod
     from parity.mistakes import load_catalog
-    from parity.runner import prepare_dataset, resolve_data_dir
-    from parity.workers import spawn_worker
+    from parity.run.runner import prepare_dataset, resolve_data_dir
+    from parity.run.workers import spawn_worker
     from python_impl.config import load_config, write_config
 
     base = tmp_path_factory.mktemp("mistakes")

@@ -17,16 +17,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-IMPLS = ("python", "r-rpy2", "r-rscript")
+from parity.errors import RunError, UsageError
+from parity.run.workers import IMPLS
 HARNESS_SCHEMA = "tailings-parity/harness"
-
-
-class RunError(RuntimeError):
-    """A run that cannot go on: the message says what and how to fix it (no traceback is shown)."""
-
-
-class UsageError(ValueError):
-    """Bad command-line input (exit status 2)."""
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -85,7 +78,7 @@ def parse_seeds(text: str | None, base_seed: int, mode: str) -> list[int]:
 
 def parse_tolerances(items: list[str]) -> dict:
     """``--tol stage=rtol,atol`` items -> {stage: (rtol, atol)}."""
-    from parity.compare import DEFAULT_TOLERANCES
+    from parity.compare.stages import DEFAULT_TOLERANCES
 
     out = {}
     for item in items:
@@ -140,7 +133,7 @@ def resolve_data_dir(config: dict, run_dir: Path) -> Path:
     from parity.env import PROJECT_ROOT, default_data_dir
 
     if config["data"] == "synthetic":
-        from parity.synthetic import make_synthetic
+        from parity.data.synthetic import make_synthetic
 
         out = run_dir / "data"
         make_synthetic(out, int(config["synthetic_count"]), int(config["synthetic_size"]), int(config["synthetic_seed"]))
@@ -158,8 +151,8 @@ def resolve_data_dir(config: dict, run_dir: Path) -> Path:
 
 
 def prepare_dataset(config: dict, data_dir: Path) -> tuple[list[int], dict, list[dict]]:
-    """Check the tiles (parity/datacheck.py); returns (good tile ids, excluded {id: reason}, check results)."""
-    from parity import datacheck
+    """Check the tiles (parity/data/check.py); returns (good tile ids, excluded {id: reason}, check results)."""
+    from parity.data import check as datacheck
 
     expected = int(config["synthetic_size"]) if config["data"] == "synthetic" else None
     try:
@@ -221,8 +214,9 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
 
 
 def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run):
-    from parity import manifest as manifest_mod
-    from parity.workers import spawn_worker
+    from parity.run.crossload import crossload
+    from parity.data import manifest as manifest_mod
+    from parity.run.workers import spawn_worker
     from python_impl.config import write_config
 
     harness = {"schema": HARNESS_SCHEMA, "version": 1, "command": command, "impls": impls, "repeats": repeats,
@@ -248,7 +242,7 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
         manifest_mod.write_manifest(man, where / "manifest.json")
         setups.append((seed, where / "config.json", where / "manifest.json"))
         if k == 0:
-            from parity.datacheck import dataset_card
+            from parity.data.check import dataset_card
 
             card = dataset_card(checks, man, data_dir)
             (run_dir / "dataset_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
@@ -277,15 +271,16 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
     first = [w for w in harness["workers"] if w["seed"] == seeds[0] and w["repeat"] == 1 and w["ok"]]
     if first:
         printer("cross-loading the saved models in Python and R")
-        crossload(run_dir, [w["key"] for w in first], config, r_dir=r_dir, printer=printer)
+        crossload(run_dir, [w["key"] for w in first], config, printer=printer)
     harness["phases"]["crossload"] = time.time() - t
 
-    from parity import report
+    from parity.compare.run import compare_run
+    from parity.report import build as report
 
     # compare_run reads harness.json to know which folders are repeats and seeds.
     (run_dir / "harness.json").write_text(json.dumps(harness, indent=1) + "\n")
     t = time.time()
-    doc = report.compare_run(run_dir)
+    doc = compare_run(run_dir)
     harness["phases"]["compare"] = time.time() - t
     # The report carries the harness's timings, so they are written before it (its own time is not in it).
     harness["phases"]["total"] = time.time() - t_run
@@ -295,136 +290,12 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
     (run_dir / "INCOMPLETE").unlink()
 
 
-# ---------------------------------------------------------------------------------------------- cross-loading
-
-_PY_LOADER = r"""
-import json, sys
-import numpy as np
-jobs = json.load(open(sys.argv[1]))
-import tensorflow as tf, keras
-tf.config.threading.set_intra_op_parallelism_threads(jobs["threads_intra"])
-tf.config.threading.set_inter_op_parallelism_threads(jobs["threads_inter"])
-if jobs["deterministic"]:
-    tf.config.experimental.enable_op_determinism()
-for job in jobs["jobs"]:
-    rec = {"ok": False, "error": None, "file": job["out_name"]}
-    try:
-        model = keras.models.load_model(job["model"])
-        x = np.load(job["inputs"])["images"][np.asarray(job["fixed"], dtype=np.int64)]
-        y = np.asarray(model.predict_on_batch(x), dtype=np.float32)[..., 0]
-        np.save(job["out"], np.ascontiguousarray(y))
-        rec["ok"] = True
-    except Exception as exc:
-        rec["error"] = f"{type(exc).__name__}: {exc}"
-    print(json.dumps({"key": job["key"], "rec": rec}), flush=True)
-"""
-
-# R loads the model through reticulate the way an R user would (keras$models$load_model) and predicts the
-# fixed batch of the saving worker's own inputs; arrays stay NumPy so that no R layout enters the check.
-_R_LOADER = r"""
-args <- commandArgs(trailingOnly = TRUE)
-jobs <- jsonlite::fromJSON(args[1], simplifyVector = FALSE)
-np <- reticulate::import("numpy", convert = FALSE)
-tf <- reticulate::import("tensorflow", convert = FALSE)
-keras <- reticulate::import("keras", convert = FALSE)
-tf$config$threading$set_intra_op_parallelism_threads(as.integer(jobs$threads_intra))
-tf$config$threading$set_inter_op_parallelism_threads(as.integer(jobs$threads_inter))
-if (isTRUE(jobs$deterministic)) tf$config$experimental$enable_op_determinism()
-for (job in jobs$jobs) {
-  rec <- list(ok = FALSE, error = NULL, file = job$out_name)
-  rec <- tryCatch({
-    model <- keras$models$load_model(job$model)
-    x <- reticulate::py_get_item(np$load(job$inputs), "images")
-    xb <- np$take(x, np$array(as.integer(unlist(job$fixed)), dtype = "int64"), axis = 0L)
-    y <- np$asarray(model$predict_on_batch(xb), dtype = "float32")
-    np$save(job$out, np$ascontiguousarray(np$squeeze(y, axis = -1L)))
-    list(ok = TRUE, error = NULL, file = job$out_name)
-  }, error = function(e) list(ok = FALSE, error = conditionMessage(e), file = job$out_name))
-  cat(jsonlite::toJSON(list(key = job$key, rec = rec), auto_unbox = TRUE, null = "null"), "\n", sep = "")
-}
-"""
-
-
-def crossload(run_dir: Path, keys: list[str], config: dict, *, r_dir=None, printer=None,
-              timeout_s: float = 600) -> None:
-    """Load every worker's model.keras in Python and in R, predict the fixed batch, write crossload.json.
-
-    Each worker folder gets ``crossload.json`` (``{"self": ..., "python": ..., "r": ...}``) and the
-    predictions ``crossload_<loader>.npy``; ``self`` is the worker's own final prediction of those tiles.
-    """
-    import numpy as np
-
-    from parity.env import r_environment, run_child
-
-    printer = printer or Printer(quiet=True)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    fixed = manifest["fixed_batch"]
-    records = {}
-    jobs = {"python": [], "r": []}
-    for key in keys:
-        wdir = run_dir / "workers" / key
-        rec = {}
-        pred = wdir / "predictions_val.npy"
-        if pred.is_file():
-            np.save(wdir / "crossload_self.npy", np.load(pred)[np.asarray(fixed, dtype=np.int64)])
-            rec["self"] = {"ok": True, "error": None, "file": "crossload_self.npy"}
-        else:
-            rec["self"] = {"ok": False, "error": "predictions_val.npy missing", "file": None}
-        records[key] = rec
-        if not (wdir / "model.keras").is_file() or not (wdir / "inputs_val.npz").is_file():
-            for loader in jobs:
-                rec[loader] = {"ok": False, "error": "model.keras or inputs_val.npz missing", "file": None}
-            continue
-        for loader in jobs:
-            jobs[loader].append({"key": key, "model": str(wdir / "model.keras"), "inputs": str(wdir / "inputs_val.npz"),
-                                 "fixed": fixed, "out": str(wdir / f"crossload_{loader}.npy"),
-                                 "out_name": f"crossload_{loader}.npy"})
-    common = {"threads_intra": int(config["threads_intra"]), "threads_inter": int(config["threads_inter"]),
-              "deterministic": bool(config["deterministic"])}
-    scratch = run_dir / "workers" / ".crossload"
-    scratch.mkdir(exist_ok=True)
-    for loader, joblist in jobs.items():
-        if not joblist:
-            continue
-        spec = scratch / f"{loader}.json"
-        spec.write_text(json.dumps(dict(common, jobs=joblist)))
-        if loader == "python":
-            cmd = [sys.executable, "-c", _PY_LOADER, str(spec)]
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        else:
-            script = scratch / "loader.R"
-            script.write_text(_R_LOADER)
-            cmd = ["Rscript", "--vanilla", str(script), str(spec)]
-            env = r_environment(python=sys.executable)
-        t = time.time()
-        try:
-            child = run_child(cmd, env, timeout_s)
-            out, err = child.stdout, child.stderr + (f"\ntimed out after {timeout_s} s" if child.timed_out else "")
-        except FileNotFoundError as exc:
-            out, err = "", str(exc)
-        done = {}
-        for line in out.splitlines():
-            if line.startswith("{"):
-                try:
-                    item = json.loads(line)
-                    done[item["key"]] = item["rec"]
-                except (json.JSONDecodeError, KeyError):
-                    pass
-        tail = " ".join(err.strip().splitlines()[-3:])[-300:]
-        for job in joblist:
-            records[job["key"]][loader] = done.get(job["key"]) or {
-                "ok": False, "file": None, "error": f"the {loader} loader stopped before this model: {tail}"}
-        printer(f"  [crossload] {loader}: {sum(1 for j in joblist if records[j['key']][loader]['ok'])}"
-                f"/{len(joblist)} models loaded in {time.time() - t:.1f}s")
-    for key, rec in records.items():
-        (run_dir / "workers" / key / "crossload.json").write_text(json.dumps(rec, indent=1) + "\n")
-
-
 # ---------------------------------------------------------------------------------------------- main
 
 def main(args) -> int:
     """``tailings-parity run``: exit 0 on parity, 1 on a divergence or a failed run, 2 on a usage error."""
-    from python_impl.config import ConfigError, load_config
+    from parity.errors import ConfigError
+    from python_impl.config import load_config
 
     try:
         impls = parse_impls(args.impls)

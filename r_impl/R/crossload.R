@@ -1,0 +1,33 @@
+# Load saved models and predict the manifest's fixed batch; twin of python_impl/crossload.py.
+#
+# The harness (parity/run/crossload.py) runs this through r_impl/crossload.R after the workers: every worker's
+# model.keras is loaded here the way an R user would (keras$models$load_model) and must predict the fixed batch
+# as the saving worker did. Arrays stay NumPy, so that no R layout enters the check. One JSON line per job.
+
+#' Load `model_path`, predict rows `fixed` (0-based) of images in `inputs_path`, save (N, H, W) to `out_path`.
+predict_saved <- function(model_path, inputs_path, fixed, out_path) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  keras <- reticulate::import("keras", convert = FALSE)
+  model <- keras$models$load_model(model_path)
+  x <- reticulate::py_get_item(np$load(inputs_path), "images")
+  xb <- np$take(x, np$array(as.integer(unlist(fixed)), dtype = "int64"), axis = 0L)
+  y <- np$asarray(model$predict_on_batch(xb), dtype = "float32")
+  np$save(out_path, np$ascontiguousarray(np$squeeze(y, axis = -1L)))
+  invisible(out_path)
+}
+
+#' Run every job of `jobs_path` with the run's threads and determinism; returns how many loaded.
+run_crossload <- function(jobs_path) {
+  spec <- jsonlite::fromJSON(jobs_path, simplifyVector = FALSE)
+  set_determinism(read_config(spec$config))  # before any TensorFlow op, as in the workers
+  done <- 0L
+  for (job in spec$jobs) {
+    rec <- tryCatch({
+      predict_saved(job$model, job$inputs, job$fixed, job$out)
+      done <- done + 1L
+      list(ok = TRUE, error = NULL, file = job$out_name)
+    }, error = function(e) list(ok = FALSE, error = conditionMessage(e), file = job$out_name))
+    cat(jsonlite::toJSON(list(key = job$key, rec = rec), auto_unbox = TRUE, null = "null"), "\n", sep = "")
+  }
+  done
+}
