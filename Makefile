@@ -6,7 +6,7 @@ export VENV
 TP := $(VENV)/bin/tailings-parity
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast test-ci doctor clean
+.PHONY: setup demo test test-fast test-slow test-all test-ci doctor clean
 
 setup:
 	@bash parity/setup.sh
@@ -22,6 +22,11 @@ test: setup
 
 test-fast: setup  # no TensorFlow, no R, no worker: enforced by parity/testing.py
 	TAILINGS_PARITY_FAST_TIER=1 $(PY) -m pytest -m 'not heavy and not ci'
+
+test-slow: setup  # the system tests of a minute or more (CI runs them after `make test`)
+	$(PY) -m pytest -m 'slow and not ci'
+
+test-all: test test-slow
 
 test-ci: setup  # only the ci-marked tests (the real tiles)
 	$(PY) -m pytest -m ci

@@ -16,9 +16,12 @@ COMMANDS = {
     "doctor": ("parity.doctor.checks", "health check of R + reticulate + rpy2 + TensorFlow"),
     "data": ("parity.data.cli", "check, compare (R vs Python) or synthesise tailings tiles"),
     "run": ("parity.run.runner", "train the twins, compare them, write a report under reports/"),
+    "sweep": ("parity.sweep.sweep", "a grid of config values x seeds x languages as parallel jobs (Dask), one run per cell"),
     "report": ("parity.report.build", "rebuild the report of a run folder without training"),
     "regress": ("parity.compare.regress", "compare two runs: regressions in metrics and timing"),
     "compare": ("parity.compare.regress", "old name of `regress` (kept working, with a notice)"),
+    "predict": ("parity.run.predict", "predict tiles with a run's saved model, in Python or R: GeoTIFFs"),
+    "bench": ("parity.run.bench", "time the workers against a plain model.fit and the machine's matmul peak"),
     "worker": ("parity.run.workers", "run one worker (python | r-rpy2 | r-rscript); used by `run`"),
 }
 

@@ -81,10 +81,10 @@ def smoke_comparison(smoke_run) -> dict:
 
 @pytest.fixture(scope="session")
 def lr_run(reports_dir) -> Path:
-    """The smoke preset with learning_rate 1e-5 (learns far less in two epochs), Python worker only."""
+    """The smoke preset with learning_rate 1e-5 and 2 epochs (learns far less), Python worker only."""
     from python_impl.config import load_config
 
-    return _run(load_config("smoke", ["learning_rate=1e-5"]), ["python"], reports_dir)
+    return _run(load_config("smoke", ["learning_rate=1e-5", "epochs=2"]), ["python"], reports_dir)
 
 
 @pytest.fixture(scope="session")

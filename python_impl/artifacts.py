@@ -82,6 +82,8 @@ def environment_record(config: dict, impl: str) -> dict:
     import keras
     import tensorflow as tf
 
+    from python_impl.train import available_cores
+
     rpy2_version = None
     if "rpy2" in sys.modules:
         rpy2_version = getattr(sys.modules["rpy2"], "__version__", None)
@@ -98,6 +100,8 @@ def environment_record(config: dict, impl: str) -> dict:
         "numpy_version": np.__version__,
         "threads_intra": tf.config.threading.get_intra_op_parallelism_threads(),
         "threads_inter": tf.config.threading.get_inter_op_parallelism_threads(),
+        "threads_setting": [str(config["threads_intra"]), str(config["threads_inter"])],
+        "available_cores": available_cores(),
         "op_determinism": op_determinism_enabled(),
         "seed": int(config["seed"]),
         "jit_compile": False,

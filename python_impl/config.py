@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -11,7 +13,7 @@ PRESETS_PATH = PROJECT_ROOT / "parity" / "presets.toml"
 
 
 class ConfigError(ValueError):
-    """A preset or an override that does not exist or does not fit its key's type."""
+    """A preset, an override or a config value that does not exist or breaks its key's rule in ``[schema]``."""
 
 
 def presets_path() -> Path:
@@ -39,36 +41,184 @@ def list_presets(path: Path | str = PRESETS_PATH) -> list[str]:
         return list(tomllib.load(f)["presets"])
 
 
-def coerce_value(key: str, text: str, like):
-    """Turn the text of an override into the type of the default value ``like``."""
-    if isinstance(like, bool):
-        low = text.strip().lower()
-        if low in ("true", "1", "yes", "on"):
+# Counts of the data that a rule of [schema] may name; known once the tiles are counted (check_config's n_tiles).
+COUNTS = {"n_tiles": "usable tiles", "n_train": "training tiles", "n_val": "validation tiles"}
+# Keys of a resolved config that are no settings: the preset's name and the fixed rules.
+RESOLVED_KEYS = ("preset", "rules")
+
+
+def load_schema(path: Path | str = PRESETS_PATH) -> dict:
+    """The rule of every key of ``[defaults]`` (``[schema]`` of the presets file); a key without a rule there gets
+    the type of its default."""
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    schema = dict(doc.get("schema") or {})
+    extra = sorted(set(schema) - set(doc["defaults"]))
+    if extra:
+        raise ConfigError(f"{path}: [schema] has rules for {', '.join(extra)}, which [defaults] does not define")
+    names = {bool: "bool", int: "int", float: "float", str: "string"}
+    for key, value in doc["defaults"].items():
+        schema.setdefault(key, {"type": names.get(type(value), "string")})
+    return schema
+
+
+def split_sizes(n_tiles: int, split_train: float, split_val: float) -> tuple[int, int, int]:
+    """(n_train, n_val, n_test): rounded shares of ``n_tiles``; the test split takes the rest (never negative).
+
+    Rounding is half to even in both languages (Python's round, R's round)."""
+    n_train = min(n_tiles, int(round(n_tiles * split_train)))
+    n_val = min(n_tiles - n_train, int(round(n_tiles * split_val)))
+    return n_train, n_val, n_tiles - n_train - n_val
+
+
+def _show(value) -> str:
+    """A config value as the error messages of both twins write it: 'text', true/false, 12, 0.001."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)
+
+
+def _fail(key: str, value, rule: str):
+    raise ConfigError(f"config key {key} = {_show(value)}: {rule}")
+
+
+def _typed(key: str, value, rule: dict):
+    """``value`` in the type of its rule (whole floats of int keys become int), or a ConfigError."""
+    kind = rule.get("type", "string")
+    if rule.get("auto") and value == "auto":
+        return value
+    also = " or 'auto'" if rule.get("auto") else ""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        if not number or (isinstance(value, float) and not value.is_integer()):
+            _fail(key, value, f"must be an integer{also}")
+        return int(value)
+    if kind in ("float", "number"):
+        if not number or not math.isfinite(value):
+            _fail(key, value, f"must be a finite number{also}")
+        return float(value) if kind == "float" else value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            _fail(key, value, "must be true or false")
+        return value
+    if not isinstance(value, str):
+        _fail(key, value, f"must be a text{also}")
+    return value
+
+
+def check_config(config: dict, n_tiles: int | None = None) -> dict:
+    """Check ``config`` against the rules of ``[schema]`` in the presets file; return it with every value in its
+    key's type (int keys int, float keys float).
+
+    Keys go in sorted order, three passes: each value alone (type, choices, bounds), then the relations between
+    keys (tile_size a multiple of 2^depth, split_train + split_val <= 1), then, with ``n_tiles`` (the usable
+    tiles of the run's data), the rules that name the data (batch_size <= the training tiles; each split gets a
+    tile). The first broken rule raises ConfigError naming the key, the value and the rule:
+    ``config key batch_size = 0: must be >= 1``. Twin of check_config in r_impl/R/config.R (the same messages).
+    """
+    schema = load_schema()
+    unknown = sorted(k for k in config if k not in schema and k not in RESOLVED_KEYS)
+    if unknown:
+        raise ConfigError(f"config key {unknown[0]}: not a setting; keys: {', '.join(sorted(schema))}")
+    missing = sorted(k for k in schema if k not in config)
+    if missing:
+        raise ConfigError(f"config key {missing[0]}: missing; write the config with load_config (it fills in "
+                          "the defaults of parity/presets.toml)")
+    out = dict(config)
+    keys = sorted(schema)
+    for key in keys:
+        rule, value = schema[key], _typed(key, out[key], schema[key])
+        out[key] = value
+        if value == "auto" and rule.get("auto"):
+            continue
+        if "choices" in rule and value not in rule["choices"]:
+            _fail(key, value, "must be one of " + ", ".join(_show(c) if isinstance(c, str) else str(c)
+                                                              for c in rule["choices"]))
+        for bound, holds, word in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
+                                   ("above", lambda v, b: v > b, ">"), ("below", lambda v, b: v < b, "<")):
+            b = rule.get(bound)
+            if b is not None and not isinstance(b, str) and not holds(value, b):
+                _fail(key, value, f"must be {word} {_show(b)}")
+    for key in keys:
+        rule, value = schema[key], out[key]
+        if value == "auto" and rule.get("auto"):
+            continue
+        if "multiple_of" in rule:
+            other = rule["multiple_of"].split("^", 1)[1]
+            step = 2 ** out[other]
+            if value % step != 0:
+                _fail(key, value, f"must be a multiple of 2^{other} = {step} ({other} = {out[other]})")
+        if "sum_max" in rule:
+            other, limit = rule["sum_max"]["with"], rule["sum_max"]["max"]
+            if out[other] + value > limit:
+                _fail(key, value, f"{other} + {key} must be <= {_show(limit)} ({other} = {_show(out[other])})")
+    if n_tiles is None:
+        return out
+    n_train, n_val, _ = split_sizes(int(n_tiles), out["split_train"], out["split_val"])
+    counts = {"n_tiles": int(n_tiles), "n_train": n_train, "n_val": n_val}
+    context = (f"split_train {_show(out['split_train'])} and split_val {_show(out['split_val'])} of "
+               f"{int(n_tiles)} usable tiles")
+    # The splits first: a split without tiles explains any bound by those tiles.
+    for key in keys:
+        rule, value = schema[key], out[key]
+        if "leaves" in rule:
+            count, least = rule["leaves"]["count"], rule["leaves"]["min"]
+            if counts[count] < least:
+                _fail(key, value, f"leaves {counts[count]} {COUNTS[count]}, needs at least {least} ({context})")
+    for key in keys:
+        rule, value = schema[key], out[key]
+        if value == "auto" and rule.get("auto"):
+            continue
+        for bound, holds, word in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<=")):
+            b = rule.get(bound)
+            if isinstance(b, str) and not holds(value, counts[b]):
+                _fail(key, value, f"must be {word} the {COUNTS[b]}, {counts[b]} ({context})")
+    return out
+
+
+def coerce_value(key: str, text: str, rule: dict):
+    """Turn the text of an override into the type of its key's ``rule`` (``[schema]``); a ConfigError names the
+    key, the text and the type expected."""
+    kind = rule.get("type", "string")
+    word = text.strip()
+    if rule.get("auto") and word.lower() == "auto":
+        return "auto"
+    also = " or 'auto'" if rule.get("auto") else ""
+    if kind == "bool":
+        if word.lower() in ("true", "1", "yes", "on"):
             return True
-        if low in ("false", "0", "no", "off"):
+        if word.lower() in ("false", "0", "no", "off"):
             return False
-        raise ConfigError(f"override {key}={text!r}: expected true or false")
-    try:
-        if isinstance(like, int):
-            return int(text)
-        if isinstance(like, float):
-            return float(text)
-    except ValueError:
-        raise ConfigError(f"override {key}={text!r}: expected a {type(like).__name__}") from None
+        _fail(key, text, "must be true or false")
+    if kind == "int" or (kind == "number" and re.fullmatch(r"[+-]?[0-9]+", word)):
+        if not re.fullmatch(r"[+-]?[0-9]+", word):  # as R's twin: digits only (int() would take "1_000")
+            _fail(key, text, f"must be an integer{also}")
+        return int(word)
+    if kind in ("float", "number"):
+        try:
+            return float(word)
+        except ValueError:
+            _fail(key, text, f"must be a finite number{also}")
     return text
 
 
 def load_config(preset: str = "smoke", overrides: dict | list | None = None,
                 path: Path | str = PRESETS_PATH) -> dict:
-    """Resolve ``[defaults]`` + ``[presets.<preset>]`` + ``overrides`` into one flat dict.
+    """Resolve ``[defaults]`` + ``[presets.<preset>]`` + ``overrides`` into one flat dict, checked against
+    ``[schema]`` (check_config; a broken rule raises ConfigError naming the key, the value and the rule).
 
     ``overrides`` is a dict or a list of ``"key=value"`` strings (as given to ``--set``); values given as text
-    take the type of the default. The result names its preset under ``"preset"``.
+    take the type of their key's rule. The result names its preset under ``"preset"``.
     """
     with open(path, "rb") as f:
         doc = tomllib.load(f)
     if preset not in doc["presets"]:
         raise ConfigError(f"unknown preset {preset!r}; presets in {path}: {', '.join(doc['presets'])}")
+    schema = load_schema(path)
     config = dict(doc["defaults"])
     for key, value in doc["presets"][preset].items():
         if key not in config:
@@ -88,10 +238,8 @@ def load_config(preset: str = "smoke", overrides: dict | list | None = None,
                               "only to change what both languages compute")
         if key not in config:
             raise ConfigError(f"unknown config key {key!r}; keys: {', '.join(sorted(config))}")
-        config[key] = coerce_value(key, value, config[key]) if isinstance(value, str) else value
-    # Integers written as floats in TOML stay floats (learning_rate); integer keys stay int.
-    for key in ("learning_rate", "l2", "split_train", "split_val"):
-        config[key] = float(config[key])
+        config[key] = coerce_value(key, value, schema[key]) if isinstance(value, str) else value
+    config = check_config(config)  # types too: integers written as floats in TOML stay floats (learning_rate)
     config["preset"] = preset
     config["rules"] = dict(doc["rules"])  # recorded in config.json: what every worker applies
     return config

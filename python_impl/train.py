@@ -1,8 +1,11 @@
 """Training protocol of both twins; twin of r_impl/R/train.R.
 
-Seeds through ``keras.utils.set_random_seed``, op determinism, fixed thread counts, batches in the order that
-the manifest lists (no framework shuffling), one ``train_on_batch`` per manifest batch, metrics counted from
-predictions after every epoch. Everything goes to ``out_dir`` in the formats of FORMATS.md.
+Seeds through ``keras.utils.set_random_seed``, op determinism, thread counts from the config, batches in the
+order that the manifest lists (no framework shuffling), one ``train_on_batch`` per manifest batch. Metrics, lean:
+after every epoch one forward pass over the validation tiles (loss from those predictions with the compiled
+loss, counted metrics); the training split's loss per epoch is the mean of the epoch's batch losses; the
+training split's counted metrics once, at the end (evaluation phase). Everything goes to ``out_dir`` in the
+formats of FORMATS.md.
 """
 
 from __future__ import annotations
@@ -17,6 +20,32 @@ from python_impl.augment import augment_batch
 from python_impl.config import config_rules
 
 
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (v2 cpu.max or v1
+    cpu.cfs_quota_us), rounded up; at least 1. The R twin reads the same files."""
+    import math
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            fields = Path(quota_file).read_text().split()
+            quota, period = fields[0], (fields[1] if period_file is None else Path(period_file).read_text().split()[0])
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1"):
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+        break
+    return max(1, cores)
+
+
+def resolve_threads(config: dict) -> dict:
+    """``threads_intra`` and ``threads_inter`` as numbers: ``"auto"`` is ``available_cores()``."""
+    return {key: available_cores() if str(config[key]) == "auto" else int(config[key])
+            for key in ("threads_intra", "threads_inter")}
+
+
 def set_determinism(config: dict) -> dict:
     """Seed, thread counts and op determinism from ``config``; must run before TensorFlow runs any op.
 
@@ -25,14 +54,16 @@ def set_determinism(config: dict) -> dict:
     import keras
     import tensorflow as tf
 
+    threads = resolve_threads(config)
     # Thread pools are created by the first op; setting them later raises RuntimeError.
-    tf.config.threading.set_intra_op_parallelism_threads(int(config["threads_intra"]))
-    tf.config.threading.set_inter_op_parallelism_threads(int(config["threads_inter"]))
+    tf.config.threading.set_intra_op_parallelism_threads(threads["threads_intra"])
+    tf.config.threading.set_inter_op_parallelism_threads(threads["threads_inter"])
     keras.utils.set_random_seed(int(config["seed"]))
     if config["deterministic"]:
         tf.config.experimental.enable_op_determinism()
-    return {"seed": int(config["seed"]), "threads_intra": int(config["threads_intra"]),
-            "threads_inter": int(config["threads_inter"]), "op_determinism": bool(config["deterministic"])}
+    return {"seed": int(config["seed"]), **threads, "threads_setting": [str(config["threads_intra"]),
+                                                                        str(config["threads_inter"])],
+            "available_cores": available_cores(), "op_determinism": bool(config["deterministic"])}
 
 
 def batch_seeds(manifest: dict, epoch: int, positions):
@@ -41,14 +72,23 @@ def batch_seeds(manifest: dict, epoch: int, positions):
     return np.asarray(manifest["augment_seeds"][epoch], dtype=np.int32)[np.asarray(positions, dtype=np.int64)]
 
 
-def split_metrics(model, images, masks, config: dict) -> dict:
-    """Loss (``model.evaluate``) and counted metrics (``model.predict``) of one split with the current weights.
+def mean_loss(losses) -> float:
+    """Mean of batch losses, summed left to right in float64 (the R twin's loop; numpy's pairwise sum and R's
+    long-double sum could differ in the last bit)."""
+    total = 0.0
+    for value in losses:
+        total += float(value)
+    return total / len(losses)
 
-    ``images`` and ``masks`` are the split's float32 numpy arrays.
+
+def split_metrics(model, probabilities, masks, config: dict) -> dict:
+    """Loss and counted metrics of one split from its predictions (``model.predict``) with the current weights.
+
+    The loss is the compiled loss (binary cross-entropy plus the L2 terms) of all the split's predictions at
+    once, ``model.compute_loss``: what ``evaluate`` returns for one batch, without a second forward pass.
+    ``probabilities`` and ``masks`` are float32 numpy arrays (N, H, W, 1).
     """
-    batch_size = int(config["batch_size"])
-    loss = model.evaluate(images, masks, batch_size=batch_size, verbose=0)
-    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    loss = model.compute_loss(y=masks, y_pred=probabilities, training=False)
     result = {"loss": float(loss)}
     threshold = config_rules(config)["class_threshold"]
     result.update(metrics.segmentation_metrics(metrics.confusion_counts(probabilities, masks, threshold)))
@@ -77,6 +117,8 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     fixed = np.asarray(manifest["fixed_batch"], dtype=np.int64)
     artifacts.save_array(model.predict_on_batch(val_x[fixed]), out_dir / "forward_fixed.npy")
     unet.compile_unet(model, config)
+    # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
+    artifacts.save_json(unet.compiled_record(model), out_dir / "compiled.json")
     timings["build"] = time.time() - t
 
     epochs = int(config["epochs"])
@@ -86,6 +128,7 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     n_batches = max((len(manifest["batches"][e]) for e in range(epochs)), default=0)
     losses = np.full((epochs, n_batches), np.nan, dtype=np.float32)
     history, timings["epochs"], timings["epoch_metrics"] = [], [], []
+    batch_size = int(config["batch_size"])
     fed = []  # batch_order.json: the tile ids fed, batch by batch, for the harness's batch-order check
     artifacts.log_progress(out_dir, "phase train")
     for epoch in range(epochs):
@@ -104,9 +147,10 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
                                             f"loss {float(losses[epoch, b]):.4f} elapsed {time.time() - started:.1f}s")
         timings["epochs"].append(time.time() - t)
         t = time.time()
-        history.append({"epoch": epoch + 1,
-                        "train": split_metrics(model, train_x, train_y, config),
-                        "val": split_metrics(model, val_x, val_y, config)})
+        # The epoch's one forward pass, over the validation tiles; after the last epoch it is the final one.
+        val_probabilities = model.predict(val_x, batch_size=batch_size, verbose=0)
+        history.append({"epoch": epoch + 1, "train": {"loss": mean_loss(losses[epoch, :len(batches)])},
+                        "val": split_metrics(model, val_probabilities, val_y, config)})
         timings["epoch_metrics"].append(time.time() - t)
         v = history[-1]["val"]
         artifacts.log_progress(out_dir, f"epoch {epoch + 1}/{epochs} done val_loss {v['loss']:.4f} "
@@ -115,12 +159,14 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     artifacts.save_array(losses, out_dir / "batch_losses.npy")
     artifacts.save_json({"manifest_sha256": manifest.get("manifest_sha256"), "batches": fed},
                         out_dir / "batch_order.json")
-    artifacts.save_json({"epochs": history}, out_dir / "metrics.json")
 
     artifacts.log_progress(out_dir, "phase evaluation")
     t = time.time()
-    probabilities = model.predict(val_x, batch_size=int(config["batch_size"]), verbose=0)
-    artifacts.save_array(probabilities[..., 0], out_dir / "predictions_val.npy")
+    artifacts.save_array(val_probabilities[..., 0], out_dir / "predictions_val.npy")
+    # The training split's counted metrics, once, with the final weights.
+    train_probabilities = model.predict(train_x, batch_size=batch_size, verbose=0)
+    final = {"train": split_metrics(model, train_probabilities, train_y, config), "val": history[-1]["val"]}
+    artifacts.save_json({"epochs": history, "final": final}, out_dir / "metrics.json")
     timings["evaluation"] = time.time() - t
 
     artifacts.log_progress(out_dir, "phase save")

@@ -12,8 +12,7 @@ except the output's. Every layer has an explicit name (FORMATS.md) and every ini
 
 from __future__ import annotations
 
-VARIANTS = ("paper-r", "paper-python")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+from python_impl.config import check_config
 
 
 class _Builder:
@@ -60,25 +59,12 @@ class _Builder:
         return x
 
 
-def check_config(config: dict) -> None:
-    """Raise ValueError naming the key when the config cannot describe a U-Net."""
-    if config["variant"] not in VARIANTS:
-        raise ValueError(f"config variant {config['variant']!r}: expected one of {', '.join(VARIANTS)}")
-    if config["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"config optimizer {config['optimizer']!r}: expected one of {', '.join(OPTIMIZERS)}")
-    depth = int(config["depth"])
-    if depth < 1 or int(config["tile_size"]) % (2 ** depth) != 0:
-        raise ValueError(f"config tile_size {config['tile_size']} must be divisible by 2^depth = {2 ** depth}"
-                         " (depth >= 1)")
-    if int(config["input_channels"]) not in (1, 3):
-        raise ValueError(f"config input_channels {config['input_channels']}: expected 1 or 3")
-
-
 def build_unet(config: dict):
-    """Build the U-Net described by ``config`` (uncompiled ``keras.Model`` named ``unet``)."""
+    """Build the U-Net described by ``config`` (uncompiled ``keras.Model`` named ``unet``); the config is checked
+    against ``[schema]`` first (variant, tile_size a multiple of 2^depth, ...)."""
     import keras
 
-    check_config(config)
+    config = check_config(config)
     b = _Builder(config)
     size, depth, base = int(config["tile_size"]), int(config["depth"]), int(config["base_filters"])
     inputs = keras.Input(shape=(size, size, int(config["input_channels"])), name="input")
@@ -133,8 +119,22 @@ def compile_unet(model, config: dict):
     return model
 
 
+def _inbound_names(node) -> list:
+    """Names of the layers whose outputs a layer's call takes, in argument order (``keras_history`` of each
+    input tensor in the functional config)."""
+    if isinstance(node, dict):
+        if "keras_history" in node:
+            return [node["keras_history"][0]]
+        return [name for value in node.values() for name in _inbound_names(value)]
+    if isinstance(node, (list, tuple)):
+        return [name for value in node for name in _inbound_names(value)]
+    return []
+
+
 def architecture_record(model) -> dict:
-    """Layer list with normalised configs and parameter counts (architecture.json)."""
+    """Layer list with normalised configs, the wiring (each layer's inputs, in order) and parameter counts
+    (architecture.json)."""
+    wiring = {cfg["name"]: _inbound_names(cfg.get("inbound_nodes") or []) for cfg in model.get_config()["layers"]}
     layers = []
     for layer in model.layers:
         cfg = layer.get_config()
@@ -148,6 +148,18 @@ def architecture_record(model) -> dict:
         if "batch_shape" in cfg:
             keep["batch_shape"] = list(cfg["batch_shape"])
         layers.append({"name": layer.name, "class_name": type(layer).__name__, "config": keep,
-                       "params": int(layer.count_params())})
+                       "inputs": wiring.get(layer.name, []), "params": int(layer.count_params())})
     trainable = sum(int(v.numpy().size) for v in model.trainable_weights)
     return {"layers": layers, "total_params": int(model.count_params()), "trainable_params": trainable}
+
+
+def compiled_record(model) -> dict:
+    """What ``compile_unet`` set (compiled.json): the optimizer's and the loss's class and ``get_config()``
+    (without their generated ``name``), and Keras's compile flags."""
+    def record(obj) -> dict:
+        return {"class_name": type(obj).__name__,
+                "config": {k: v for k, v in obj.get_config().items() if k != "name"}}
+
+    flags = model.get_compile_config()
+    return {"optimizer": record(model.optimizer), "loss": record(model.loss),
+            **{k: flags.get(k) for k in ("jit_compile", "run_eagerly", "steps_per_execution")}}

@@ -40,9 +40,13 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     impl = os.environ.get("TAILINGS_PARITY_IMPL", IMPL)
     artifacts.log_progress(out_dir, f"phase start pid {os.getpid()}")
     check_python()
-    config = config_mod.read_config(config_path)
     manifest = manifest_mod.read_manifest(manifest_path)
-    train.set_determinism(config)  # before any TensorFlow op
+    # The config's rules ([schema]), those that name the data counted on the manifest's tiles: a worker run by
+    # hand refuses a bad config as `run` does, before it trains.
+    n_tiles = sum(len(manifest[split]) for split in ("train", "val", "test"))
+    config = config_mod.check_config(config_mod.read_config(config_path), n_tiles)
+    threads = train.set_determinism(config)["threads_intra"]  # before any TensorFlow op
+    data.prepare_readers(threads)  # libraries load at start-up in both languages
     ready = time.time()
     timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
 
@@ -87,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the spawner turns this line into a failed result
         if os.environ.get("TAILINGS_PARITY_DEBUG"):
             raise
+        from python_impl.config import ConfigError
+
+        if isinstance(exc, ConfigError):  # a config mistake: one line naming the key, exit 2 (as `run`)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

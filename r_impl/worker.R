@@ -1,7 +1,8 @@
 # The R worker's entry point: Rscript r_impl/worker.R --config C --manifest M --out DIR [--r-dir DIR]
 #
 # Sources every r_impl/R/*.R (or those of --r-dir) in sorted order, then runs run_worker(). Exit status 0 on
-# success, 1 with one "error: ..." line on stderr when R or Python stops, 2 for a usage error.
+# success, 1 with one "error: ..." line on stderr when R or Python stops, 2 for a usage error or a config
+# mistake (check_config).
 # parity/run/workers.py sources this file through rpy2 too; then it only defines the functions below.
 
 #' Source the R twin's files of `r_dir` in sorted (C locale) order into the global environment.
@@ -50,6 +51,9 @@ worker_main <- function(args, entry_dir = getwd()) {
     source_r_impl(values[["r-dir"]])
     run_worker(values$config, values$manifest, values$out, if (nzchar(launched)) as.numeric(launched) else NULL)
     0L
+  }, config_error = function(e) {
+    message("error: ", conditionMessage(e))  # a config mistake: one line naming the key, exit 2 (as `run`)
+    2L
   }, error = function(e) {
     # The spawner turns this line into a failed result; a Python error arrives here with its message.
     message("error: ", conditionMessage(e))

@@ -23,6 +23,7 @@ PY_DIR = PROJECT_ROOT / "python_impl"
 # (stage, function) -> why it exists in one language only. Keep it short: every entry is a place the twins differ.
 ONE_LANGUAGE = {
     ("config", "project_root"): "R: sourced files do not know their own path (Python has PROJECT_ROOT)",
+    ("config", "config_error"): "R: signals a condition of class config_error (Python raises ConfigError)",
     ("data", "data_error"): "R: signals a condition of class data_error (Python raises DataError)",
     ("data", "read_file"): "R: the decoder behind read_image_file/read_mask_file (Python's _read_file)",
     ("data", "jpeg_bytes"): "R: unpacks readJPEG's nativeRaster integers into bytes (Pillow gives bytes)",

@@ -98,10 +98,13 @@ def test_smoke_workers_succeed(smoke_workers):
     for impl, status in statuses.items():
         assert status["ok"] and status["phase"] == "done", f"{impl}: {status['error']}\n{status['stderr_tail']}"
         env = json.loads((folder / impl / "environment.json").read_text())
-        assert env["op_determinism"] is True and env["threads_intra"] == 1 and env["impl"] == impl
+        assert env["op_determinism"] is True and env["impl"] == impl
+        # threads "auto": the cores this worker may use, recorded with the setting it came from
+        assert env["threads_intra"] == env["available_cores"] >= 1 and env["threads_setting"] == ["auto", "auto"]
         assert (env["rpy2_version"] is not None) == (impl == "r-rpy2")
         timings = json.loads((folder / impl / "timings.json").read_text())
-        assert len(timings["epochs"]) == 2 and timings["start_to_ready"] > 0
+        assert len(timings["epochs"]) == json.loads((folder.parent / "config.json").read_text())["epochs"]
+        assert timings["start_to_ready"] > 0
         assert json.loads((folder / impl / "memory.json").read_text())["peak_rss_mb"] > 100
 
 
@@ -112,7 +115,8 @@ def test_smoke_r_equals_python_bit_for_bit(smoke_workers, impl):
         pytest.fail(f"a worker failed: {statuses['python']['error']} / {statuses[impl]['error']}")
     assert_bitwise_equal(folder / "python", folder / impl)
     losses = np.load(folder / impl / "batch_losses.npy")
-    assert losses.shape[0] == 2 and np.all(np.isfinite(losses))
+    assert losses.shape[0] == json.loads((folder.parent / "config.json").read_text())["epochs"]
+    assert np.all(np.isfinite(losses))
 
 
 def test_smoke_metrics_follow_from_predictions(smoke_workers):
@@ -131,6 +135,7 @@ def test_smoke_metrics_follow_from_predictions(smoke_workers):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow
 def test_paper_python_layout_small_is_bit_identical_too(tmp_path):
     """The other block layout (BN, Adam, greyscale, [up, skip] concatenation, depth 3), small, Python vs Rscript."""
     from parity.run.workers import spawn_worker

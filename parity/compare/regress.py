@@ -39,12 +39,13 @@ def load_results(run: str | Path) -> dict:
 
 
 def final_metrics(results: dict) -> dict:
-    """impl -> {"train_loss": .., "val_iou": ..} of the last epoch."""
+    """impl -> {"train_loss": .., "val_iou": ..}: the final metrics (train counted at the end), else the last epoch."""
     out = {}
+    finals = results.get("final_metrics") or {}
     for impl, epochs in (results.get("metrics") or {}).items():
         if not epochs:
             continue
-        last = epochs[-1]
+        last = finals.get(impl) or epochs[-1]
         out[impl] = {f"{split}_{k}": last.get(split, {}).get(k) for split in ("train", "val") for k in HIGHER_IS_BETTER}
     return out
 
@@ -61,7 +62,15 @@ def compare_results(a: dict, b: dict, metric_tol: float = 1e-6, time_tol: float 
     for impl in sorted(set(ma) & set(mb)):
         for key, va in ma[impl].items():
             vb = mb[impl].get(key)
+            if va is None and vb is None:
+                continue
             if va is None or vb is None:
+                # A metric that became undefined (precision with no pixel predicted as tailings) got worse.
+                lost = vb is None
+                rows.append({"kind": "metric", "impl": impl, "what": key, "a": va, "b": vb, "delta": None,
+                             "flag": "REGRESSION" if lost else "improved"})
+                (regressions if lost else improvements).append(
+                    {"what": f"{impl} {key}", "detail": f"{va} -> {vb} ({'became' if lost else 'no longer'} undefined)"})
                 continue
             delta = vb - va
             better_up = HIGHER_IS_BETTER[key.split("_", 1)[1]]
@@ -118,9 +127,13 @@ def format_comparison(doc: dict) -> str:
         lines.append("")
     lines.append(f"{'worker':<10} {'metric / phase':<22} {'A':>12} {'B':>12} {'change':>10}  flag")
     for r in doc["rows"]:
-        change = f"{r['delta']:+.3g}" if r["kind"] == "metric" else (f"x{r['ratio']:.2f}" if r.get("ratio") else "-")
+        if r["kind"] == "metric":
+            change = "undefined" if r["delta"] is None else f"{r['delta']:+.3g}"
+        else:
+            change = f"x{r['ratio']:.2f}" if r.get("ratio") else "-"
         name = r["what"] if r["kind"] == "metric" else f"time {r['what']}"
-        lines.append(f"{r['impl']:<10} {name:<22} {r['a']:>12.6g} {r['b']:>12.6g} {change:>10}  {r['flag']}")
+        va, vb = ("n/a" if v is None else f"{v:.6g}" for v in (r["a"], r["b"]))
+        lines.append(f"{r['impl']:<10} {name:<22} {va:>12} {vb:>12} {change:>10}  {r['flag']}")
     lines.append("")
     if doc["regressions"]:
         lines.append(f"REGRESSIONS ({len(doc['regressions'])}):")

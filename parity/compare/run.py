@@ -13,6 +13,24 @@ from parity.compare import stages
 from parity.errors import CompareError
 
 
+THREAD_KEYS = ("threads_intra", "threads_inter")
+
+
+def name_thread_differences(doc: dict, workers: list[WorkerFolder]) -> None:
+    """Where a diverged pair ran with different TensorFlow thread counts, say so in its first divergence: the
+    thread count changes how float sums are split, so it is the likely cause of a difference on the CPU."""
+    env = {w.name: (w.json("environment.json") or {}) for w in workers}
+    for pair in doc["pairs"]:
+        fd = pair.get("first_divergence")
+        a, b = env.get(pair["reference"], {}), env.get(pair["candidate"], {})
+        # Only where both recorded their threads: a missing environment.json is its own failure, not a cause.
+        diff = [f"{k} {a[k]} vs {b[k]}" for k in THREAD_KEYS if k in a and k in b and a[k] != b[k]]
+        if fd and diff:
+            fd["summary"] += (f" (the workers ran with different thread settings: {', '.join(diff)}: the likely "
+                              "cause; run both with the same threads_intra/threads_inter)")
+    doc.update(stages.verdict_of(doc))
+
+
 def compare_run(run_dir: Path | str, mode: str | None = None) -> dict:
     """Compare the workers of a run folder and write ``comparison.json``; returns the document."""
     run = RunFolder(run_dir)
@@ -39,5 +57,6 @@ def compare_run(run_dir: Path | str, mode: str | None = None) -> dict:
                                  repeats={k: v for k, v in repeats.items() if len(v) > 1},
                                  statistical_groups=groups, rules=run.config.get("rules"))
     doc["worker_keys"] = {w.name: str(w.path.name) for w in main}
+    name_thread_differences(doc, main)
     stages.write_comparison(doc, run.path / "comparison.json")
     return doc

@@ -66,6 +66,42 @@ STAGE_PHASE = {"inputs": "data", "batch_order": "train", "architecture": "build"
                "metrics": "train", "saved_models": "save"}
 
 
+# The evidence of each stage: the worker files (FORMATS.md "Worker output") it stands on. A file that the contract
+# there lists as required and that is missing makes its stage "missing" (not ok) in every mode, never a pass.
+# A file sits with a stage whose phase is not before the phase that writes it, so that a worker that failed
+# early is reported at the stage it failed in (timings, memory and environment are written last, at "done").
+STAGE_FILES = {
+    "inputs": ("input_hashes.json", "inputs_val.npz"),
+    "batch_order": ("batch_order.json",),
+    "architecture": ("architecture.json", "compiled.json"),
+    "initial_weights": ("weights_initial.npz",),
+    "forward": ("forward_fixed.npy",),
+    "batch_losses": ("batch_losses.npy",),
+    "final_weights": ("weights_final.npz",),
+    "predictions": ("predictions_val.npy",),
+    "metrics": ("metrics.json",),
+    "saved_models": ("model.keras", "crossload.json", "timings.json", "memory.json", "environment.json"),
+}
+
+
+def missing_evidence(stage: str, ref, cand) -> dict | None:
+    """A "missing" result naming the required files of ``stage`` (STAGE_FILES, required by the contract) that
+    ``ref`` or ``cand`` did not write; None when all are there."""
+    from parity.artifacts.contract import is_required
+
+    gone = {}
+    for name in STAGE_FILES.get(stage, ()):
+        if is_required(name):
+            for w in (ref, cand):
+                if not w.has(name):
+                    gone.setdefault(name, []).append(w.name)
+    if not gone:
+        return None
+    what = "; ".join(f"{name} not written by {', '.join(dict.fromkeys(who))}" for name, who in gone.items())
+    return _result(stage, "missing", f"{what} (required by the contract, parity/FORMATS.md)",
+                   location=next(iter(gone)), missing=sorted(gone))
+
+
 # ---------------------------------------------------------------------------------------------- stages
 
 def _result(stage, verdict, summary, location=None, **details) -> dict:
@@ -175,8 +211,31 @@ def compare_batch_order(ref, cand, mode, tolerances, manifest: dict | None = Non
                    **details)
 
 
+def _show(value) -> str:
+    """A config value in a summary: floats in 6 significant digits (0.001, not 0.0010000000474974513)."""
+    return f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+
+
+def compare_compiled(ca: dict, cb: dict) -> str | None:
+    """The first difference between two compiled.json records (optimizer, loss, compile flags), or None."""
+    for part in ("optimizer", "loss"):
+        xa, xb = ca.get(part) or {}, cb.get(part) or {}
+        if xa.get("class_name") != xb.get("class_name"):
+            return f"{part} {xa.get('class_name')} vs {xb.get('class_name')}"
+        ga, gb = xa.get("config") or {}, xb.get("config") or {}
+        for key in list(ga) + [k for k in gb if k not in ga]:
+            va, vb = ga.get(key, "<absent>"), gb.get(key, "<absent>")
+            if va != vb or type(va) is not type(vb):
+                return f"{part} {xa.get('class_name')} {key} {_show(va)} vs {_show(vb)}"
+    for key in sorted((set(ca) | set(cb)) - {"optimizer", "loss"}):
+        if ca.get(key, "<absent>") != cb.get(key, "<absent>"):
+            return f"compile {key} {_show(ca.get(key))} vs {_show(cb.get(key))}"
+    return None
+
+
 def compare_architecture(ref, cand, mode, tolerances) -> dict:
-    """Layer list, class names, normalised layer configs and parameter counts."""
+    """Layer list, class names, the wiring (each layer's inputs, in order), normalised layer configs, parameter
+    counts, and the compiled optimizer and loss (compiled.json)."""
     aa, ab = ref.json("architecture.json"), cand.json("architecture.json")
     if aa is None or ab is None:
         return _missing("architecture", ref, cand, "architecture.json")
@@ -195,6 +254,11 @@ def compare_architecture(ref, cand, mode, tolerances) -> dict:
             return _result("architecture", "differs",
                            f"layer {i + 1}: {xa.get('name')} ({xa.get('class_name')}) vs "
                            f"{xb.get('name')} ({xb.get('class_name')})", location=xa.get("name"), **details)
+        if xa.get("inputs") != xb.get("inputs"):
+            return _result("architecture", "differs",
+                           f"layer {xa['name']}: inputs {xa.get('inputs')} vs {xb.get('inputs')}",
+                           location=xa["name"], inputs={ref.name: xa.get("inputs"), cand.name: xb.get("inputs")},
+                           **details)
         ca, cb = xa.get("config") or {}, xb.get("config") or {}
         keys = [k for k in sorted(set(ca) | set(cb)) if ca.get(k, "<absent>") != cb.get(k, "<absent>")
                 or type(ca.get(k)) is not type(cb.get(k))]
@@ -209,8 +273,16 @@ def compare_architecture(ref, cand, mode, tolerances) -> dict:
     if aa.get("total_params") != ab.get("total_params"):
         return _result("architecture", "differs",
                        f"total parameters {aa.get('total_params')} vs {ab.get('total_params')}", **details)
+    ca, cb = ref.json("compiled.json"), cand.json("compiled.json")
+    if ca is None or cb is None:
+        return _missing("architecture", ref, cand, "compiled.json")
+    compiled = compare_compiled(ca, cb)
+    if compiled:
+        return _result("architecture", "differs", compiled, location=compiled.split(" ", 1)[0], **details)
     return _result("architecture", "identical",
-                   f"{len(la)} layers, configs identical, {aa.get('total_params')} parameters", **details)
+                   f"{len(la)} layers, wiring and configs identical, {aa.get('total_params')} parameters; "
+                   f"compiled with the same {(ca.get('optimizer') or {}).get('class_name')} and "
+                   f"{(ca.get('loss') or {}).get('class_name')}", **details)
 
 
 def compare_weights(stage, filename, ref, cand, mode, tolerances) -> dict:
@@ -325,7 +397,8 @@ METRIC_KEYS = ("loss", "accuracy", "iou", "f1", "precision", "recall")
 
 
 def compare_metrics(ref, cand, mode, tolerances) -> dict:
-    """Train and validation metrics per epoch; the first (epoch, split, metric) that differs."""
+    """Metrics per epoch (train: the epoch's mean batch loss; val: counted) and the final train and val metrics;
+    the first (epoch, split, metric) that differs."""
     ma, mb = ref.json("metrics.json"), cand.json("metrics.json")
     if ma is None or mb is None:
         return _missing("metrics", ref, cand, "metrics.json")
@@ -336,7 +409,9 @@ def compare_metrics(ref, cand, mode, tolerances) -> dict:
     if len(ea) != len(eb):
         return _result("metrics", "differs", f"{len(ea)} vs {len(eb)} epochs", location="epochs")
     any_diff = False
-    for xa, xb in zip(ea, eb):
+    # The final block (train metrics counted once, at the end) is compared as one more row, labelled "final".
+    rows = list(zip(ea, eb)) + [(dict(ma.get("final") or {}, epoch="final"), dict(mb.get("final") or {}, epoch="final"))]
+    for xa, xb in rows:
         for split in ("train", "val"):
             for key in sorted(set(xa.get(split, {})) | set(xb.get(split, {}))):
                 va, vb = xa.get(split, {}).get(key), xb.get(split, {}).get(key)
@@ -444,6 +519,10 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
                 stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed in phase "
                                                         f"{st.get('phase')}"))
                 continue
+        gone = missing_evidence(stage, ref, cand)
+        if gone is not None:  # no verdict without evidence: a required file that is missing fails its stage
+            stages.append(gone)
+            continue
         try:
             stages.append(funcs[stage]())
         except Exception as exc:  # one unreadable file must not hide the other stages' verdicts

@@ -12,6 +12,7 @@ Nothing here raises on a bad file: every failure becomes a problem string.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -212,6 +213,72 @@ def check_dataset(data_dir: Path | str, encoding: str = "both", expected_size: i
     return chosen
 
 
+def account_files(data_dir: Path | str, encoding: str = "both") -> dict:
+    """Every entry of the tile folders (img/, mask/ for JPEG; img_tiff/, mask_tiff/ for GeoTIFF) accounted for.
+
+    A file named as the readers name a tile (``img_N.tif``, ``mask_N.jpeg``, ...) is a tile file. Anything else
+    there is a stray (``img_a.jpeg``, ``notes.txt``, a folder, ``img_05.tif`` where the readers open
+    ``img_5.tif``): the readers skip it, so it is named here. Two or more files that the readers' pattern maps
+    to one tile id (``img_05.jpeg`` beside ``img_5.jpeg``) are a duplicate. ``encoding``: "geotiff", "jpeg" or
+    "both" (every encoding present). Returns ``{"tile_files": n, "stray": [{"file", "reason"}],
+    "duplicates": [{"tile", "files", "reason"}]}``, paths relative to ``data_dir``.
+    """
+    root = Path(data_dir)
+    encodings = _encodings_present(root) if encoding == "both" else [encoding]
+    out = {"tile_files": 0, "stray": [], "duplicates": []}
+    for enc in encodings:
+        img_dir, img_pat, mask_dir, mask_pat = ENCODINGS[enc]
+        for folder, pattern in ((img_dir, img_pat), (mask_dir, mask_pat)):
+            path = root / folder
+            if not path.is_dir():
+                continue
+            # The readers' own pattern (python_impl/data.py list_tiles): ^img_([0-9]+)\.tif$
+            regex = re.compile("^" + re.escape(pattern).replace(r"\{\}", "([0-9]+)") + "$")
+            example = pattern.format("N")
+            by_id: dict[int, list[str]] = {}
+            for entry in sorted(path.iterdir(), key=lambda p: p.name):
+                rel = f"{folder}/{entry.name}"
+                match = regex.match(entry.name)
+                if entry.is_dir():
+                    out["stray"].append({"file": rel + "/", "reason": f"a folder inside {folder}/, not a tile file"})
+                elif match is None:
+                    out["stray"].append({"file": rel, "reason": f"not a tile file: tile files in {folder}/ are "
+                                                                f"named {example} (N the tile id); the readers skip it"})
+                else:
+                    by_id.setdefault(int(match.group(1)), []).append(entry.name)
+            for tile_id, names in sorted(by_id.items()):
+                canonical = pattern.format(tile_id)
+                if len(names) > 1:
+                    files = [f"{folder}/{n}" for n in names]
+                    opened = (f"the readers open {folder}/{canonical}" if canonical in names else
+                              f"the readers open {folder}/{canonical}, which is none of them")
+                    out["duplicates"].append({"tile": tile_id, "files": files,
+                                              "reason": f"{' and '.join(files)} both map to tile {tile_id}: "
+                                                        f"{opened}"})
+                    out["tile_files"] += 1
+                elif names[0] != canonical:
+                    out["stray"].append({"file": f"{folder}/{names[0]}",
+                                         "reason": f"maps to tile {tile_id}, but the readers open "
+                                                   f"{folder}/{canonical}: rename it"})
+                else:
+                    out["tile_files"] += 1
+    return out
+
+
+def format_files(files: dict) -> list[str]:
+    """One line per stray or duplicate file of ``account_files`` (``file img/img_a.jpeg STRAY ...``)."""
+    lines = [f"file {d['files'][0]:<24} DUPLICATE {d['reason']}" for d in files["duplicates"]]
+    lines += [f"file {s['file']:<24} STRAY {s['reason']}" for s in files["stray"]]
+    return lines
+
+
+def format_left_out(excluded: dict, results: list[dict]) -> list[str]:
+    """One line per tile a run leaves out, with its file and the reason (``left out: tile 23 (img_tiff/...)``)."""
+    files = {r["tile"]: r["image_file"] for r in results if not r["ok"]}
+    return [f"left out: tile {tile} ({files.get(int(tile), '?')}): {reason}"
+            for tile, reason in sorted(excluded.items(), key=lambda kv: int(kv[0]))]
+
+
 def select_tiles(data_dir: Path | str, encoding: str, strict: bool = False,
                  expected_size: int | None = None) -> tuple[list[int], dict, list[dict]]:
     """The checks of every run: (good tile ids, {tile id: reason} of the tiles left out, all results).
@@ -259,6 +326,9 @@ def dataset_card(results: list[dict], manifest: dict | None = None, data_dir: Pa
                    "tailings_share": (r["mask_positive_pixels"] / r["mask_pixels"]) if r["mask_pixels"] else None}
                   for r in results],
     }
+    if data_dir is not None and Path(data_dir).is_dir():
+        # Every file of the tile folders accounted for: stray files are named here (a run refuses duplicates).
+        card["files"] = account_files(data_dir, card["encodings"][0] if len(card["encodings"]) == 1 else "both")
     if manifest:
         card["split"] = {k: len(manifest[k]) for k in ("train", "val", "test")}
         for split in ("train", "val", "test"):

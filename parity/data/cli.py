@@ -4,8 +4,8 @@
     tailings-parity data compare ../shared/data/tailings [--encoding both] [--tile-size 0] [--json]
     tailings-parity data synth /tmp/tiles [--count 24 --size 64 --seed 7]
 
-Exit status: 0 ok; 1 a bad tile in strict mode, a tile that differs between R and Python, or a dataset
-that cannot be used at all; 2 a usage error.
+Exit status: 0 ok; 1 a bad tile or a stray file in strict mode, two files of one tile id (always), a tile that
+differs between R and Python, or a dataset that cannot be used at all; 2 a usage error.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def add_arguments(parser) -> None:
     check.add_argument("--encoding", choices=["geotiff", "jpeg", "both"], default="both")
     check.add_argument("--expected-size", type=int, default=None,
                        help="tile side in pixels (default: the most common size in the dataset)")
-    check.add_argument("--strict", action="store_true", help="exit 1 naming the first bad tile")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 naming the first bad tile or stray file (duplicates always exit 1)")
     check.add_argument("--json", action="store_true", help="print the per-tile results as JSON")
     compare = sub.add_parser("compare", help="read every tile in R and in Python; compare bit for bit")
     compare.add_argument("path", help="dataset folder")
@@ -38,10 +39,35 @@ def add_arguments(parser) -> None:
 
 
 def _check(args) -> int:
-    from parity.data.check import check_dataset, format_results
+    from parity.data.check import account_files, check_dataset, format_files, format_results
 
     results = check_dataset(args.path, args.encoding, args.expected_size)
-    print(json.dumps(results, indent=1) if args.json else format_results(results))
+    # Every file of the tile folders accounted for: a stray file is a warning (an error with --strict), two
+    # files of one tile id an error naming both.
+    files = account_files(args.path, args.encoding)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        for line in format_files(files):  # stdout stays the per-tile JSON; the files go to stderr
+            print(line, file=sys.stderr)
+    else:
+        print("\n".join([format_results(results), *format_files(files)]))
+        if files["stray"] or files["duplicates"]:
+            print(f"{len(files['stray'])} stray file(s), {len(files['duplicates'])} tile(s) with two or more files")
+    status = 0
+    for dup in files["duplicates"]:
+        print(f"error: duplicate tile {dup['tile']} in {args.path}: {dup['reason']}; fix: keep one, remove or rename "
+              "the other(s)", file=sys.stderr)
+        status = 1
+    if files["stray"]:
+        names = ", ".join(s["file"] for s in files["stray"][:5]) + (" ..." if len(files["stray"]) > 5 else "")
+        if args.strict:
+            first = files["stray"][0]
+            print(f"error: stray file {first['file']} in {args.path}: {first['reason']}; fix: rename it as a tile, "
+                  "move it out of the tile folders, or run without --strict", file=sys.stderr)
+            status = 1
+        else:
+            print(f"warning: {len(files['stray'])} stray file(s) in {args.path}, not read by any run: {names} "
+                  "(--strict makes this an error)", file=sys.stderr)
     bad = [r for r in results if not r["ok"]]
     if args.strict and bad:
         first = bad[0]
@@ -52,7 +78,7 @@ def _check(args) -> int:
     if len(bad) == len(results):
         print(f"error: no usable tile in {args.path}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 def _compare(args) -> int:

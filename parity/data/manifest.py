@@ -15,16 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from python_impl.config import config_rules
+from python_impl.config import config_rules, split_sizes  # noqa: F401  (split_sizes: the twins' rounding)
 # The reading side is the twins' (python_impl/manifest.py, r_impl/R/manifest.R); re-exported for the harness.
 from python_impl.manifest import (SCHEMA, VERSION, ManifestError, check_files, file_sha256,  # noqa: F401
                                   read_manifest, verify_files, verify_text)
-
-def split_sizes(n: int, split_train: float, split_val: float) -> tuple[int, int, int]:
-    """(n_train, n_val, n_test): rounded shares of ``n``; the test split takes the rest (never negative)."""
-    n_train = min(n, int(round(n * split_train)))
-    n_val = min(n - n_train, int(round(n * split_val)))
-    return n_train, n_val, n - n_train - n_val
 
 
 def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict | None = None) -> dict:

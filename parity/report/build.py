@@ -21,7 +21,7 @@ from parity.artifacts.folder import RunFolder, read_json
 from parity.compare.run import compare_run
 from parity.errors import ReportError
 from parity.report.plots import PLOTS, make_plots
-from parity.report.timing import timing_summary
+from parity.report.timing import speed_ratios, timing_summary
 
 RESULTS_SCHEMA = "tailings-parity/results"
 RESULTS_VERSION = 1
@@ -70,17 +70,24 @@ def collect_results(run_dir: Path, comparison: dict, complete: bool | None = Non
         "preset": config.get("preset"), "mode": comparison["mode"], "config": config,
         "verdict": comparison["verdict"], "ok": comparison["ok"], "first_divergence": comparison["first_divergence"],
         "workers": {impl: {"key": w.path.name, "status": w.status} for impl, w in workers.items()},
-        "harness": {k: harness.get(k) for k in ("command", "impls", "repeats", "seeds", "r_dir", "started", "finished")},
+        "harness": {k: harness.get(k) for k in ("command", "impls", "repeats", "seeds", "r_dir", "started", "finished",
+                                                "executor")},
+        # worker key -> how many other jobs ran on its machine meanwhile (run --parallel / --scheduler, sweep)
+        "shared_machine": {r["key"]: r.get("overlapping_jobs") for r in recs if r.get("shared_machine")},
+        # worker key -> Dask workers lost while it ran (the job ran again once; parity/run/executor.py)
+        "resubmitted": {r["key"]: r.get("lost_workers") for r in recs if (r.get("attempts") or 1) > 1},
         "environment": {impl: w.json("environment.json") for impl, w in workers.items()},
         "dataset": {"card": read_json(run_dir / "dataset_card.json", {}), "data_dir": manifest.get("data_dir"),
                     "encoding": manifest.get("encoding"), "manifest_sha256": manifest.get("manifest_sha256"),
                     "train": manifest.get("train"), "val": manifest.get("val"), "test": manifest.get("test"),
                     "excluded": manifest.get("excluded")},
         "metrics": {impl: (w.json("metrics.json") or {}).get("epochs") for impl, w in workers.items()},
+        "final_metrics": {impl: (w.json("metrics.json") or {}).get("final") for impl, w in workers.items()},
         "batch_losses": {impl: (w.npy("batch_losses.npy").tolist() if w.has("batch_losses.npy") else None)
                          for impl, w in workers.items()},
         "weights": weights, "predictions": predictions,
         "timing": timing_summary(run_dir, recs),
+        "bench": read_json(run_dir / "bench.json"),
         "comparison": comparison,
     })
 
@@ -97,6 +104,43 @@ def _n(x, digits: int = 4) -> str:
     return str(x)
 
 
+QUALITY_KEYS = ("loss", "iou", "f1", "precision", "recall", "accuracy", "baseline_accuracy")
+
+
+def final_metrics_section(results: dict) -> tuple:
+    """What the model is worth, first: final train and val metrics per worker beside the all-background model."""
+    rows = []
+    for impl, final in (results.get("final_metrics") or {}).items():
+        for split in ("train", "val"):
+            m = (final or {}).get(split) or {}
+            rows.append([impl, split] + [_n(m.get(k)) for k in QUALITY_KEYS])
+    # The student project's published validation figures (its README): accuracy about 0.9, loss about 0.05,
+    # no IoU or F1. Shown for scale: 0.9 is what the all-background model scores on these tiles.
+    rows.append(["original project (published)", "val", "about 0.05", "-", "-", "-", "-", "about 0.9", "-"])
+    # Why accuracy alone misleads, in the title the reader sees first.
+    title = ("Quality after the last epoch: judge by IoU and F1, not accuracy (about 9% of the pixels are "
+             "tailings, so the all-background model, last column, scores about 0.91 accuracy with IoU 0)")
+    return (title, ["worker", "split", *QUALITY_KEYS], rows, "tiles")
+
+
+def speed_section(results: dict) -> tuple:
+    """Speed as ratios: the run's own (R over Python, epoch metrics over training) and, after
+    ``tailings-parity bench``, training over a plain model.fit and the utilisation of the matmul peak."""
+    ratios = speed_ratios(results["timing"])
+    bench = results.get("bench") or {}
+    for key, per in (bench.get("ratios") or {}).items():
+        ratios.setdefault(key, {}).update(per)
+    rows = [[key, impl, _n(v, 3)] for key, per in ratios.items() for impl, v in per.items()]
+    for impl, v in (bench.get("utilisation") or {}).items():
+        rows.append(["utilisation of the matmul peak", impl, f"{v:.1%}"])
+    if not bench:
+        rows.append(["training_over_plain_fit, utilisation", "-", "run `tailings-parity bench` for these"])
+    else:
+        rows.append(["matmul probe (GFLOP/s)", "-", _n(bench["probe"]["flops_per_s"] / 1e9, 3)])
+    return ("Speed ratios (medians; targets: training <= 1.10 x plain fit, R/Python training <= 1.02, R/Python "
+            "data <= 1.5, epoch metrics <= 0.15 x training)", ["ratio", "worker", "value"], rows, None)
+
+
 def sections(results: dict) -> list[tuple[str, list[str], list[list[str]], str | None]]:
     """The report as (title, table header, table rows, plot name) sections, shared by Markdown and HTML."""
     comp = results["comparison"]
@@ -108,6 +152,7 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]], str |
              f" ({fd.get('candidate')} vs {fd.get('reference')}): {fd['summary']}"],
             ["run", results["run_id"]], ["complete", str(results["complete"])]]
     out.append(("Verdict", ["", ""], rows, None))
+    out.append(final_metrics_section(results))
     for pair in comp["pairs"]:
         rows = [[s["title"], s["verdict"], s.get("location") or "", s["summary"]] for s in pair["stages"]]
         out.append((f"Stages: {pair['candidate']} vs {pair['reference']}", ["stage", "verdict", "where", "detail"],
@@ -149,8 +194,8 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]], str |
     out.append(("Final weights per variable", header, wrows, "weights"))
     prow = [[p["candidate"], _n(p["max_abs_diff"]), f"{p['class_differ_share']:.4%}"
              if p["class_differ_share"] is not None else "-"] for p in results["predictions"]]
-    out.append(("Predictions", ["candidate", "max abs diff of probabilities", "pixels whose class differs"],
-                prow, "tiles"))
+    out.append(("Predictions (the tiles are shown under Quality)", ["candidate", "max abs diff of probabilities",
+                                                                   "pixels whose class differs"], prow, None))
     tm = results["timing"]
     trows = []
     for impl, ph in tm["per_impl"].items():
@@ -164,12 +209,20 @@ def sections(results: dict) -> list[tuple[str, list[str], list[list[str]], str |
     for impl, s in tm["peak_rss_mb"].items():
         trows.append([impl, "peak RSS (MiB)", _n(s["median"]), f"{_n(s['min'])} - {_n(s['max'])}", _n(s["iqr"]),
                       str(s["n"]), ""])
-    out.append(("Timing (seconds) and memory", ["worker", "phase", "median", "min - max", "IQR", "n",
-                                                "ratio to python"], trows, "timing"))
+    shared = results.get("shared_machine") or {}
+    title = "Timing (seconds) and memory" + (
+        " [SHARED MACHINE: other jobs ran on the same machine meanwhile: "
+        + ", ".join(f"{k} beside {n}" for k, n in shared.items()) + "; compare with runs alone only with care]"
+        if shared else "")
+    out.append((title, ["worker", "phase", "median", "min - max", "IQR", "n", "ratio to python"], trows, "timing"))
+    out.append(speed_section(results))
     h = tm["harness"]
     hrows = [[k, _n(v)] for k, v in (h.get("phases") or {}).items()]
     hrows.append(["all worker wall time", _n(h.get("worker_wall_total"))])
     hrows.append(["harness overhead (total - workers)", _n(h.get("overhead_total"))])
+    for key, lost in (results.get("resubmitted") or {}).items():
+        hrows.append([f"{key} resubmitted", f"its Dask worker {', '.join(map(str, lost or []))} was lost; the job "
+                                            "ran again (timings are of the second attempt)"])
     for impl, s in (h.get("spawn_overhead") or {}).items():
         hrows.append([f"spawn overhead {impl} (wall - worker total)", _n(s.get("median"))])
     out.append(("Harness overhead (seconds)", ["", ""], hrows, None))
@@ -307,9 +360,11 @@ def main(args) -> int:
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(doc["verdict"])
+    incomplete = (run_dir / "INCOMPLETE").exists()
+    # A stopped run's stages are no verdict between languages: say what the line is.
+    print(("INCOMPLETE run, no verdict; what its files show: " if incomplete else "") + doc["verdict"])
     print(f"report: {run_dir / 'report.html'}")
-    if (run_dir / "INCOMPLETE").exists():
+    if incomplete:
         # A report of half a run is no verdict: say so, and fail.
         print(f"error: {run_dir} is marked INCOMPLETE ({(run_dir / 'INCOMPLETE').read_text().strip()}): the "
               "report covers what was written before the run stopped; run it again", file=sys.stderr)

@@ -36,29 +36,32 @@ def _plt():
 
 
 def plot_curves(results: dict, path: Path) -> bool:
-    """Loss, accuracy and IoU per epoch, train and validation, every worker overlaid."""
+    """Per epoch, every worker overlaid: loss (train = the epoch's mean batch loss, and val), val accuracy beside
+    the all-background model, val IoU."""
     metrics = {k: v for k, v in results["metrics"].items() if v}
     if not metrics:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
-    for row, split in enumerate(("train", "val")):
-        for col, key in enumerate(("loss", "accuracy", "iou")):
-            ax = axes[row][col]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = [(("train", "loss"), ("val", "loss")), (("val", "accuracy"),), (("val", "iou"),)]
+    for ax, lines in zip(axes, panels):
+        for split, key in lines:
             for impl, epochs in metrics.items():
                 xs = [e["epoch"] for e in epochs]
-                ys = [e.get(split, {}).get(key) for e in epochs]
-                ys = [np.nan if y is None else y for y in ys]
-                ax.plot(xs, ys, marker="o", label=impl, **STYLES.get(impl, {}))
-            if key == "accuracy":
-                base = [e.get(split, {}).get("baseline_accuracy") for e in next(iter(metrics.values()))]
-                if any(b is not None for b in base):
-                    ax.plot(xs, [np.nan if b is None else b for b in base], color="grey", lw=1, ls="-.",
-                            label="all-background")
-            ax.set_title(f"{split} {key}")
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+                ys = [np.nan if e.get(split, {}).get(key) is None else e[split][key] for e in epochs]
+                style = dict(STYLES.get(impl, {}))
+                if split == "train" and len(lines) > 1:
+                    style.update(alpha=0.35)
+                ax.plot(xs, ys, marker="o" if split == "val" else ".", label=f"{impl} {split}", **style)
+        if lines[0][1] == "accuracy":
+            first = next(iter(metrics.values()))
+            base = [np.nan if e.get("val", {}).get("baseline_accuracy") is None else e["val"]["baseline_accuracy"]
+                    for e in first]
+            ax.plot([e["epoch"] for e in first], base, color="grey", lw=1, ls="-.", label="all-background")
+        ax.set_title(" and ".join(f"{s} {k}" for s, k in lines))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -209,7 +212,7 @@ def plot_statistical(results: dict, path: Path) -> bool:
     return _save(fig, path)
 
 
-PLOTS = [("curves", "Loss, accuracy and IoU per epoch (train and validation)"),
+PLOTS = [("curves", "Loss per epoch (train: mean of the batch losses; val), val accuracy and val IoU"),
          ("batch_losses", "Loss of every batch"),
          ("weights", "Final weights: difference per variable"),
          ("timing", "Wall time per phase"),

@@ -64,3 +64,20 @@ def timing_summary(run_dir: Path, recs: list[dict]) -> dict:
     }
 
 
+
+
+def speed_ratios(timing: dict) -> dict:
+    """The run's own speed ratios from the medians: R over Python (training, data) and per-epoch metrics over
+    training, per worker. ``tailings-parity bench`` adds the plain-fit ratio and the utilisation."""
+    per = timing["per_impl"]
+    med = lambda impl, phase: (per.get(impl, {}).get(phase) or {}).get("median")  # noqa: E731
+    out = {"r_over_python_training": {}, "r_over_python_data": {}, "metrics_over_training": {}}
+    for impl in per:
+        if med(impl, "epochs") and med(impl, "epoch_metrics") is not None:
+            out["metrics_over_training"][impl] = med(impl, "epoch_metrics") / med(impl, "epochs")
+        if impl == "python":
+            continue
+        for key, phase in (("r_over_python_training", "epochs"), ("r_over_python_data", "data")):
+            if med(impl, phase) is not None and med("python", phase):
+                out[key][impl] = med(impl, phase) / med("python", phase)
+    return out

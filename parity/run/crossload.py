@@ -57,18 +57,28 @@ def crossload(run_dir: Path, keys: list[str], config: dict, *, printer=None, tim
                                  "out_name": f"crossload_{loader}.npy"})
     scratch = run_dir / "workers" / ".crossload"
     scratch.mkdir(exist_ok=True)
-    for loader, joblist in jobs.items():
-        if not joblist:
-            continue
+
+    def load_all(loader: str, joblist: list) -> tuple[str, str, float]:
         spec = scratch / f"{loader}.json"
         spec.write_text(json.dumps({"config": str(run_dir / "config.json"), "jobs": joblist}))
         cmd, env = loader_command(loader, spec)
         t = time.time()
         try:
             child = run_child(cmd, env, timeout_s)
-            out, err = child.stdout, child.stderr + (f"\ntimed out after {timeout_s} s" if child.timed_out else "")
+            return (child.stdout, child.stderr + (f"\ntimed out after {timeout_s} s" if child.timed_out else ""),
+                    time.time() - t)
         except FileNotFoundError as exc:
-            out, err = "", str(exc)
+            return "", str(exc), time.time() - t
+
+    # The two languages' loaders run side by side: most of their time is starting TensorFlow (and R), which
+    # the cores can do at once; the predictions do not depend on it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(LOADERS)) as pool:
+        futures = {loader: pool.submit(load_all, loader, joblist) for loader, joblist in jobs.items() if joblist}
+    for loader, future in futures.items():
+        joblist = jobs[loader]
+        out, err, seconds = future.result()
         done = {}
         for line in out.splitlines():
             if line.startswith("{"):
@@ -82,7 +92,7 @@ def crossload(run_dir: Path, keys: list[str], config: dict, *, printer=None, tim
             records[job["key"]][loader] = done.get(job["key"]) or {
                 "ok": False, "file": None, "error": f"the {loader} loader stopped before this model: {tail}"}
         printer(f"  [crossload] {loader}: {sum(1 for j in joblist if records[j['key']][loader]['ok'])}"
-                f"/{len(joblist)} models loaded in {time.time() - t:.1f}s")
+                f"/{len(joblist)} models loaded in {seconds:.1f}s")
     for key, rec in records.items():
         (run_dir / "workers" / key / "crossload.json").write_text(json.dumps(rec, indent=1) + "\n")
     return records

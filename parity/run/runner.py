@@ -9,11 +9,13 @@ phase timings) so that ``tailings-parity report RUN`` can rebuild the report wit
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,6 +44,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reports-dir", default=None, help="where run folders go (default: <project>/reports)")
     parser.add_argument("--r-dir", default=None,
                         help="run the R workers from this copy of r_impl/R (e.g. a mistake fixture)")
+    # Workers as jobs on Dask (parity/run/executor.py); without these, one after another, for fair timings.
+    parser.add_argument("--parallel", type=int, default=None, metavar="N",
+                        help="run N workers at once on a Dask LocalCluster here, each with cores/N threads "
+                             "(the report marks their timings as taken on a shared machine)")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="run the workers as jobs on this running Dask scheduler (README: starting a cluster)")
+    parser.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard (needs bokeh)")
 
 
 def parse_impls(text: str) -> list[str]:
@@ -111,14 +120,48 @@ def create_run_dir(reports_dir: Path, preset: str, config: dict) -> Path:
             path.mkdir()  # exclusive: fails if another run took the name
         except FileExistsError:
             continue
-        (path / "INCOMPLETE").write_text("running since " + datetime.now(timezone.utc).isoformat() + "\n")
+        # The harness's pid: a marker whose process is gone belongs to a run that was killed.
+        (path / "INCOMPLETE").write_text(f"running since {datetime.now(timezone.utc).isoformat()} "
+                                         f"(harness pid {os.getpid()})\n")
         return path
     raise RunError(f"could not create a new run folder under {reports_dir}")
 
 
 def mark_incomplete(run_dir: Path, reason: str) -> None:
-    """Leave the INCOMPLETE marker with the reason the run stopped."""
-    (run_dir / "INCOMPLETE").write_text(f"run stopped: {reason}\n")
+    """Leave the INCOMPLETE marker with the reason the run stopped (on a full disk the marker made at the start,
+    "running since ...", stays: it still says INCOMPLETE)."""
+    try:
+        (run_dir / "INCOMPLETE").write_text(f"run stopped: {reason}\n")
+    except OSError:
+        pass
+
+
+def disk_full(exc: BaseException, run_dir: Path, doing: str) -> RunError | None:
+    """A RunError naming the run folder when ``exc`` is a full disk (ENOSPC, EDQUOT), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        detail = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+        return RunError(f"no space left on the device while {doing} ({detail})",
+                        where=str(run_dir),
+                        fix="free space there or pass --reports-dir on a disk with room, then run again; delete "
+                            "this folder")
+    return None
+
+
+def check_worker_space(run_dir: Path, harness: dict) -> None:
+    """Stop the run when a worker failed for lack of disk space: every later stage would fail the same way."""
+    for rec in harness["workers"]:
+        if not rec["ok"] and "No space left on device" in str(rec.get("error")) + _status_tail(run_dir, rec["key"]):
+            raise RunError(f"no space left on the device: worker {rec['key']} could not write its files "
+                           f"({rec['error']})", where=str(run_dir),
+                           fix="free space there or pass --reports-dir on a disk with room, then run again; "
+                               "delete this folder")
+
+
+def _status_tail(run_dir: Path, key: str) -> str:
+    try:
+        return json.loads((run_dir / "workers" / key / "status.json").read_text()).get("stderr_tail") or ""
+    except (OSError, ValueError):
+        return ""
 
 
 def worker_key(impl: str, seed: int | None, repeat: int | None) -> str:
@@ -130,14 +173,21 @@ def worker_key(impl: str, seed: int | None, repeat: int | None) -> str:
 
 def resolve_data_dir(config: dict, run_dir: Path) -> Path:
     """The dataset folder of a run: synthetic tiles made in run_dir/data, else the configured folder."""
-    from parity.env import PROJECT_ROOT, default_data_dir
-
     if config["data"] == "synthetic":
         from parity.data.synthetic import make_synthetic
 
         out = run_dir / "data"
         make_synthetic(out, int(config["synthetic_count"]), int(config["synthetic_size"]), int(config["synthetic_seed"]))
         return out
+    return data_folder(config)
+
+
+def data_folder(config: dict) -> Path:
+    """The configured dataset folder (config ``data`` other than "synthetic"), resolved; a ConfigError (exit 2)
+    when it does not exist: the ``folder_or`` rule of ``[schema]``, which needs the harness's paths."""
+    from parity.env import PROJECT_ROOT, default_data_dir
+    from python_impl.config import ConfigError
+
     path = Path(config["data"])
     if not path.is_absolute():
         if config["data"] == "../shared/data/tailings" and default_data_dir() is not None:
@@ -145,8 +195,8 @@ def resolve_data_dir(config: dict, run_dir: Path) -> Path:
         else:
             path = PROJECT_ROOT / path
     if not path.is_dir():
-        raise RunError(f"data folder {path} does not exist: pass --data DIR, set TAILINGS_DATA, or use the "
-                       "smoke preset (synthetic tiles)")
+        raise ConfigError(f"config key data = '{config['data']}': must be 'synthetic' or an existing folder (no "
+                          f"folder {path}); pass --data DIR, set TAILINGS_DATA, or use the smoke preset")
     return path.resolve()
 
 
@@ -163,6 +213,50 @@ def prepare_dataset(config: dict, data_dir: Path) -> tuple[list[int], dict, list
         raise RunError(f"{data_dir}: {len(good)} usable {config['encoding']} tiles ({len(excluded)} left out): "
                        "a run needs train and val tiles; check the folder layout in data/README.md")
     return good, {str(k): v for k, v in excluded.items()}, results
+
+
+@dataclass
+class CheckedData:
+    """What ``check_run_inputs`` found before a run folder exists. ``data_dir`` None: synthetic tiles, made in
+    the run folder; else the folder's good tile ids, the tiles left out with their reasons, the per-tile checks
+    and the accounting of its files (``parity/data/check.py``)."""
+
+    data_dir: Path | None
+    good: list
+    excluded: dict
+    checks: list
+    files: dict
+
+
+def check_run_inputs(config: dict, seeds: list[int] | None = None, printer=None) -> CheckedData:
+    """Everything a run can refuse before it writes anything: the config's rules (``[schema]``), the data
+    folder, its tiles and files, and the rules that name the data (batch_size <= the training tiles; splits
+    that leave a training and a validation tile), for the config of every seed.
+
+    Raises ConfigError (exit 2) naming the key, the value and the rule; RunError for a dataset that cannot be
+    used (no usable tiles, two files of one tile id). Prints each stray file as a warning.
+    """
+    from parity.data import check as datacheck
+    from python_impl.config import check_config
+
+    printer = printer or Printer()
+    config = check_config(config)
+    if config["data"] == "synthetic":
+        data = CheckedData(None, list(range(int(config["synthetic_count"]))), {}, [], {"stray": [], "duplicates": []})
+    else:
+        data_dir = data_folder(config)
+        files = datacheck.account_files(data_dir, config["encoding"])
+        if files["duplicates"]:
+            dup = files["duplicates"][0]
+            raise RunError(f"duplicate tile {dup['tile']}: {dup['reason']}", where=str(data_dir),
+                           fix="keep one file per tile, remove or rename the other(s) (`tailings-parity data "
+                               "check` lists them all)")
+        for stray in files["stray"]:
+            printer(f"warning: stray file {stray['file']} in {data_dir}: {stray['reason']}")
+        data = CheckedData(data_dir, *prepare_dataset(config, data_dir), files)
+    for seed in seeds or [config["seed"]]:
+        check_config(dict(config, seed=seed), len(data.good))
+    return data
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -189,34 +283,54 @@ class Printer:
 def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[int] | None = None,
                reports_dir: Path | str | None = None, r_dir: Path | str | None = None,
                tolerances: dict | None = None, printer: Printer | None = None,
-               command: list[str] | None = None) -> Path:
+               command: list[str] | None = None, executor=None, dataset: CheckedData | None = None) -> Path:
     """Run the whole parity run; returns the run folder (its INCOMPLETE marker gone only on success).
 
     ``config`` is the resolved config; ``seeds`` only in statistical mode; ``r_dir`` a patched copy of
-    ``r_impl/R`` for the R workers (the mistake fixtures).
+    ``r_impl/R`` for the R workers (the mistake fixtures); ``executor`` (parity/run/executor.py) runs the
+    workers as jobs (``--parallel``, ``--scheduler``), None one after another here. ``dataset``: what
+    ``check_run_inputs`` found (it runs here when not given); a config mistake or unusable data stops the run
+    before its folder exists.
     """
     from parity.env import REPORTS_DIR
 
     printer = printer or Printer()
     reports_dir = Path(reports_dir) if reports_dir else REPORTS_DIR
     t_run = time.time()
-    run_dir = create_run_dir(reports_dir, config["preset"], config)
+    dataset = dataset if dataset is not None else check_run_inputs(config, seeds, printer)
+    try:
+        run_dir = create_run_dir(reports_dir, config["preset"], config)
+    except OSError as exc:
+        raise disk_full(exc, reports_dir, "making the run folder") or exc
     printer(f"run folder {run_dir}")
     try:
-        _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run)
+        _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run, executor,
+                dataset)
     except KeyboardInterrupt:
         mark_incomplete(run_dir, "interrupted")
         raise
     except Exception as exc:
-        mark_incomplete(run_dir, f"{type(exc).__name__}: {exc}")
+        full = disk_full(exc, run_dir, "writing the run's files")
+        mark_incomplete(run_dir, f"{type(exc).__name__}: {exc}" if full is None else str(full))
+        if full is not None:
+            raise full from exc
         raise
     return run_dir
 
 
-def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run):
-    from parity.run.crossload import crossload
+def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run, executor=None,
+            dataset=None):
+    harness, setups = prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command,
+                                  dataset)
+    run_workers(run_dir, harness, setups, config, printer, executor)
+    check_worker_space(run_dir, harness)
+    finish_run(run_dir, harness, config, printer, t_run)
+
+
+def prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, dataset=None):
+    """Write config.json, the tiles (synthetic), dataset_card.json and a manifest per seed into ``run_dir``;
+    returns the harness record so far and ``[(seed, config path, manifest path)]``."""
     from parity.data import manifest as manifest_mod
-    from parity.run.workers import spawn_worker
     from python_impl.config import write_config
 
     harness = {"schema": HARNESS_SCHEMA, "version": 1, "command": command, "impls": impls, "repeats": repeats,
@@ -228,8 +342,11 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
 
     t = time.time()
     write_config(config, run_dir / "config.json")
-    data_dir = resolve_data_dir(config, run_dir)
-    good, excluded, checks = prepare_dataset(config, data_dir)
+    if dataset is not None and dataset.data_dir is not None:  # checked before the run folder was made
+        data_dir, good, excluded, checks = dataset.data_dir, dataset.good, dataset.excluded, dataset.checks
+    else:
+        data_dir = resolve_data_dir(config, run_dir)
+        good, excluded, checks = prepare_dataset(config, data_dir)
     # One config + manifest per seed in statistical mode; the first seed's sit at the top of the run folder.
     setups = []
     for k, seed in enumerate(seeds):
@@ -249,26 +366,58 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
     harness["phases"]["prepare"] = time.time() - t
     printer(f"data {data_dir}: {len(good)} tiles used, {len(excluded)} left out; "
             f"{len(impls)} workers x {repeats} repeat(s)" + (f" x {len(seeds)} seeds" if statistical else ""))
+    from parity.data.check import format_left_out
+
+    for line in format_left_out(excluded, checks):  # which tiles, and why (also in dataset_card.json)
+        printer(f"  {line}")
+    return harness, setups
+
+
+def worker_jobs(run_dir, harness, setups, config) -> list:
+    """The run's worker runs in order (per seed, per repeat, per impl) as executor jobs (``WorkerJob``)."""
+    from parity.run.executor import WorkerJob
+
+    statistical = config["mode"] == "statistical"
+    repeats = harness["repeats"]
+    return [WorkerJob(run_dir=run_dir, key=worker_key(impl, seed if statistical else None, rep if repeats > 1 else None),
+                      impl=impl, seed=seed, repeat=rep, config_path=cfg_path, manifest_path=man_path,
+                      timeout_s=float(config["worker_timeout_s"]), r_dir=harness["r_dir"])
+            for seed, cfg_path, man_path in setups for rep in range(1, repeats + 1) for impl in harness["impls"]]
+
+
+def run_workers(run_dir, harness, setups, config, printer, executor=None) -> None:
+    """Run every worker of the run one after another here, or as jobs of ``executor``; their records go to
+    ``harness["workers"]``."""
+    from parity.run.workers import spawn_worker
 
     t = time.time()
-    timeout = float(config["worker_timeout_s"])
-    for seed, cfg_path, man_path in setups:
-        for rep in range(1, repeats + 1):
-            for impl in impls:
-                key = worker_key(impl, seed if statistical else None, rep if repeats > 1 else None)
-                out = run_dir / "workers" / key
-                printer(f"worker {key}: starting")
-                res = spawn_worker(impl, cfg_path, man_path, out, timeout_s=timeout, r_dir=r_dir,
-                                   on_progress=printer.worker(key))
-                rec = {"key": key, "impl": impl, "seed": seed, "repeat": rep, "ok": bool(res.ok),
-                       "returncode": res.returncode, "error": res.error, "wall_s": res.wall_s}
-                harness["workers"].append(rec)
-                printer(f"worker {key}: {'done' if res.ok else 'FAILED'} in {res.wall_s:.1f}s"
-                        + ("" if res.ok else f": {res.error}"))
+    jobs = worker_jobs(run_dir, harness, setups, config)
+    if executor is not None:
+        from parity.run.executor import run_jobs
+
+        harness["executor"] = executor.describe()
+        harness["workers"] = run_jobs(executor, jobs, printer)
+        harness["phases"]["workers"] = time.time() - t
+        return
+    for job in jobs:
+        printer(f"worker {job.key}: starting")
+        res = spawn_worker(job.impl, job.config_path, job.manifest_path, job.out_dir, timeout_s=job.timeout_s,
+                           r_dir=job.r_dir, on_progress=printer.worker(job.key))
+        rec = {"key": job.key, "impl": job.impl, "seed": job.seed, "repeat": job.repeat, "ok": bool(res.ok),
+               "returncode": res.returncode, "error": res.error, "wall_s": res.wall_s}
+        harness["workers"].append(rec)
+        printer(f"worker {job.key}: {'done' if res.ok else 'FAILED'} in {res.wall_s:.1f}s"
+                + ("" if res.ok else f": {res.error}"))
     harness["phases"]["workers"] = time.time() - t
 
+
+def finish_run(run_dir, harness, config, printer, t_run) -> None:
+    """Cross-load the first seed's models, compare, write harness.json and the report, remove INCOMPLETE."""
+    from parity.run.crossload import crossload
+
     t = time.time()
-    first = [w for w in harness["workers"] if w["seed"] == seeds[0] and w["repeat"] == 1 and w["ok"]]
+    seed0 = (harness["seeds"] or [int(config["seed"])])[0]
+    first = [w for w in harness["workers"] if w["seed"] == seed0 and w["repeat"] == 1 and w["ok"]]
     if first:
         printer("cross-loading the saved models in Python and R")
         crossload(run_dir, [w["key"] for w in first], config, printer=printer)
@@ -319,11 +468,29 @@ def main(args) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:  # the data: tiles and files checked, the rules that name them, before any folder is made
+        dataset = check_run_inputs(config, seeds)
+    except (UsageError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"error: {exc}; nothing was written", file=sys.stderr)
+        return 1
+    try:  # last of the checks: an unreachable --scheduler is a usage error, before any folder is made
+        from parity.run.executor import job_threads, make_executor
+
+        executor = make_executor(config, parallel=getattr(args, "parallel", None),
+                                 scheduler=getattr(args, "scheduler", None), dashboard=getattr(args, "dashboard", False))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if executor is not None:
+        config = job_threads(config, executor.threads_per_job)  # each job's share of the cores, in its config
     printer = Printer()
     try:
         run_dir = run_parity(config, impls, repeats=args.repeats, seeds=seeds, reports_dir=args.reports_dir,
                              r_dir=args.r_dir, tolerances=tolerances, printer=printer,
-                             command=["tailings-parity", "run"] + sys.argv[2:])
+                             command=["tailings-parity", "run"] + sys.argv[2:], executor=executor, dataset=dataset)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the run folder says INCOMPLETE with this reason; no traceback for the user
@@ -333,6 +500,9 @@ def main(args) -> int:
         print(f"error: the run stopped: {why}", file=sys.stderr)
         print("(its folder is marked INCOMPLETE; TAILINGS_PARITY_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if executor is not None:
+            executor.close()
     doc = json.loads((run_dir / "comparison.json").read_text())
     print(doc["verdict"])
     print(f"report: {run_dir / 'report.html'}")

@@ -35,6 +35,12 @@ IMPLS = tuple(load_rules()["workers"])  # the first is the reference
 # Files a finished worker must have written: the contract's table in FORMATS.md ("Worker output").
 REQUIRED_FILES = required_files("worker")
 TAIL_LINES = 40
+# A worker that prints without end must not grow the harness: lines are read in pieces of at most LINE_MAX_BYTES,
+# the tail keeps TAIL_LINES of them (each cut to TAIL_LINE_CHARS), and worker_output.log stops at LOG_MAX_BYTES
+# (a last line says how much more the worker printed). The pipe is always drained, so the worker never blocks.
+LINE_MAX_BYTES = 64 * 1024
+TAIL_LINE_CHARS = 2000
+LOG_MAX_BYTES = 32 * 1024 * 1024
 KILL_GRACE_S = 5.0
 PROGRESS_RE = re.compile(r"^(phase \S+( .*)?|epoch \d+/\d+ .*)$")
 
@@ -77,6 +83,15 @@ def worker_environment(impl: str, launched_at: float) -> dict:
     return env
 
 
+def orphan_guard() -> list[str]:
+    """A prefix that makes the worker die with the harness (``setpriv --pdeathsig KILL``, util-linux): a harness
+    killed with SIGKILL leaves no worker training on in its folder. [] where setpriv is missing."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
+
+
 def _describe_exit(returncode: int, tail: list[str]) -> str:
     """One line saying why a worker ended without success."""
     text = "\n".join(tail)
@@ -99,12 +114,14 @@ def _describe_exit(returncode: int, tail: list[str]) -> str:
 
 
 def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: float, r_dir=None,
-                 on_progress=None) -> WorkerResult:
+                 on_progress=None, log_max_bytes: int = LOG_MAX_BYTES) -> WorkerResult:
     """Run worker ``impl`` in a fresh process group and wait at most ``timeout_s`` seconds.
 
-    Streams progress lines (``phase ...``, ``epoch ...``) to ``on_progress(impl, line)``; all output also goes
-    to ``out_dir/worker_output.log``. On time-out the whole process group is killed (TERM, then KILL). Always
-    writes ``out_dir/status.json`` and returns a WorkerResult; never raises for a worker failure.
+    Streams progress lines (``phase ...``, ``epoch ...``) to ``on_progress(impl, line)``; the output also goes
+    to ``out_dir/worker_output.log``, up to ``log_max_bytes`` (then a last line says how much more came). On
+    time-out the whole process group is killed (TERM, then KILL); the worker dies with this process too
+    (``orphan_guard``). Always writes ``out_dir/status.json`` and returns a WorkerResult; never raises for a
+    worker failure (a full disk while writing status.json raises OSError: that is no worker's failure).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,27 +135,51 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
     try:
         command = worker_command(impl, config_path, manifest_path, out_dir, r_dir)
         refuse_in_fast_tier(command)
-        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_environment(impl, launched_at),
+        proc = subprocess.Popen(orphan_guard() + command, cwd=PROJECT_ROOT, env=worker_environment(impl, launched_at),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     except (OSError, ValueError) as exc:
         return _finish(impl, out_dir, False, None, f"could not start the worker: {exc}", [], launched_at, None)
 
+    output = {"bytes": 0, "logged": 0, "log_error": None}
+
     def pump():
-        with open(out_dir / "worker_output.log", "w") as log:
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                log.write(line + "\n")
-                log.flush()
-                tail.append(line)
-                if PROGRESS_RE.match(line):
-                    if line.startswith("phase "):
-                        phase[0] = line.split()[1]
-                    if on_progress is not None:
-                        try:
-                            on_progress(impl, line)
-                        except Exception:  # a broken callback must not stall the pipe
-                            pass
+        try:
+            log = open(out_dir / "worker_output.log", "wb")
+        except OSError as exc:  # e.g. a full disk: keep draining the pipe, say so in status.json
+            log, output["log_error"] = None, str(exc)
+        while True:
+            raw = proc.stdout.readline(LINE_MAX_BYTES)  # bounded: a line without end arrives in pieces
+            if not raw:
+                break
+            output["bytes"] += len(raw)
+            if log is not None and output["logged"] + len(raw) <= log_max_bytes:
+                try:
+                    log.write(raw)
+                    log.flush()
+                    output["logged"] += len(raw)
+                except OSError as exc:
+                    output["log_error"] = str(exc)
+                    log = None
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            tail.append(line if len(line) <= TAIL_LINE_CHARS else
+                        line[:TAIL_LINE_CHARS] + f" ... [{len(line) - TAIL_LINE_CHARS} more characters]")
+            if PROGRESS_RE.match(line):
+                if line.startswith("phase "):
+                    phase[0] = line.split()[1]
+                if on_progress is not None:
+                    try:
+                        on_progress(impl, line)
+                    except Exception:  # a broken callback must not stall the pipe
+                        pass
+        if log is not None:
+            try:
+                if output["bytes"] > output["logged"]:
+                    log.write(f"\n[worker_output.log truncated at {log_max_bytes} bytes: the worker printed "
+                              f"{output['bytes']} bytes; status.json holds the last lines]\n".encode())
+                log.close()
+            except OSError as exc:
+                output["log_error"] = str(exc)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -154,16 +195,18 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
     reader.join(timeout=10)
     rc = proc.returncode
     lines = list(tail)
+    seen = {"output_bytes": output["bytes"], "log_truncated": output["bytes"] > output["logged"],
+            "log_error": output["log_error"]}
     if timed_out:
         return _finish(impl, out_dir, False, rc, f"timed out after {timeout_s:g} s (phase {phase[0]}); "
-                       "the process group was killed", lines, launched_at, phase[0])
+                       "the process group was killed", lines, launched_at, phase[0], seen)
     if rc != 0:
-        return _finish(impl, out_dir, False, rc, _describe_exit(rc, lines), lines, launched_at, phase[0])
+        return _finish(impl, out_dir, False, rc, _describe_exit(rc, lines), lines, launched_at, phase[0], seen)
     missing = [f for f in REQUIRED_FILES if not (out_dir / f).is_file()]
     if missing:
         return _finish(impl, out_dir, False, rc, f"exit status 0 but missing {', '.join(missing)}", lines,
-                       launched_at, phase[0])
-    return _finish(impl, out_dir, True, rc, None, lines, launched_at, phase[0])
+                       launched_at, phase[0], seen)
+    return _finish(impl, out_dir, True, rc, None, lines, launched_at, phase[0], seen)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -180,12 +223,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def _finish(impl, out_dir: Path, ok: bool, rc, error, lines, launched_at, phase) -> WorkerResult:
+def _finish(impl, out_dir: Path, ok: bool, rc, error, lines, launched_at, phase, seen=None) -> WorkerResult:
     result = WorkerResult(impl=impl, ok=ok, returncode=rc, error=error, stderr_tail="\n".join(lines),
                           wall_s=time.time() - launched_at, out_dir=str(out_dir), phase=phase)
     status = {"impl": impl, "ok": ok, "error": error, "phase": phase, "returncode": rc,
-              "stderr_tail": result.stderr_tail, "wall_s": result.wall_s}
-    (out_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+              "stderr_tail": result.stderr_tail, "wall_s": result.wall_s,
+              **(seen or {"output_bytes": 0, "log_truncated": False, "log_error": None})}
+    path = out_dir / "status.json"
+    try:
+        path.write_text(json.dumps(status, indent=2) + "\n")
+    except OSError as exc:  # e.g. a full disk: the runner names the folder; say which file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     return result
 
 
@@ -213,6 +261,24 @@ def run_embedded_r(config_path, manifest_path, out_dir, r_dir=None) -> int:
     return int(status[0])
 
 
+def check_worker_inputs(config_path, manifest_path) -> dict:
+    """The config of a worker checked against ``[schema]``, the rules that name the data counted on the
+    manifest's tiles (as the worker itself does); returns the config, or raises ConfigError / ManifestError."""
+    from python_impl.config import ConfigError, check_config, read_config
+    from python_impl.manifest import ManifestError, read_manifest
+
+    manifest = read_manifest(manifest_path)
+    try:
+        n_tiles = sum(len(manifest[split]) for split in ("train", "val", "test"))
+    except (KeyError, TypeError):
+        raise ManifestError(f"{manifest_path}: no train, val and test tile lists") from None
+    try:
+        config = read_config(config_path)
+    except ValueError as exc:
+        raise ConfigError(f"--config {config_path}: not JSON ({exc})") from None
+    return check_config(config, n_tiles)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``tailings-parity worker``."""
     parser.add_argument("--impl", required=True, choices=IMPLS, help="which worker")
@@ -232,6 +298,11 @@ def main(args: argparse.Namespace) -> int:
             return 2
     if args.r_dir and not Path(args.r_dir).is_dir():
         print(f"error: --r-dir {args.r_dir}: no such folder", file=sys.stderr)
+        return 2
+    try:  # the config's rules ([schema]) on the manifest's tiles, before the output folder is made
+        check_worker_inputs(args.config, args.manifest)
+    except ValueError as exc:  # ConfigError, ManifestError: one line, nothing written
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     timeout = args.timeout
     if timeout is None:

@@ -104,6 +104,8 @@ environment_record <- function(config, impl) {
     numpy_version = np$`__version__`,
     threads_intra = tf$config$threading$get_intra_op_parallelism_threads(),
     threads_inter = tf$config$threading$get_inter_op_parallelism_threads(),
+    threads_setting = c(as.character(config$threads_intra), as.character(config$threads_inter)),
+    available_cores = available_cores(),
     op_determinism = op_determinism_enabled(),
     seed = as.integer(config$seed),
     jit_compile = FALSE,

@@ -10,7 +10,8 @@ predict_saved <- function(model_path, inputs_path, fixed, out_path) {
   keras <- reticulate::import("keras", convert = FALSE)
   model <- keras$models$load_model(model_path)
   x <- reticulate::py_get_item(np$load(inputs_path), "images")
-  xb <- np$take(x, np$array(as.integer(unlist(fixed)), dtype = "int64"), axis = 0L)
+  # array(): a length-1 R vector would become a Python scalar, and np.take(x, scalar) drops the batch axis.
+  xb <- np$take(x, np$array(array(as.integer(unlist(fixed))), dtype = "int64"), axis = 0L)
   y <- np$asarray(model$predict_on_batch(xb), dtype = "float32")
   np$save(out_path, np$ascontiguousarray(np$squeeze(y, axis = -1L)))
   invisible(out_path)

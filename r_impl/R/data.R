@@ -18,6 +18,19 @@ DATA_ENCODINGS <- list(
   jpeg = c("img", "img_%d.jpeg", "mask", "mask_%d.jpeg")
 )
 
+#' Load the decoders (terra, jpeg) and let GDAL decode a GeoTIFF's blocks on `threads` threads.
+#'
+#' Run at start-up, as the Python twin imports rasterio and Pillow there: the data phase then times reading,
+#' not library loading (loading terra alone takes 1-2 s). GDAL's threads change only how blocks are
+#' decompressed, never the values.
+prepare_readers <- function(threads) {
+  # Loading terra prints notes about methods (codetools absent); load it quietly, once.
+  suppressMessages(requireNamespace("terra", quietly = TRUE))
+  requireNamespace("jpeg", quietly = TRUE)
+  terra::setGDALconfig("GDAL_NUM_THREADS", as.character(as.integer(threads)))
+  list(gdal_num_threads = as.integer(threads))
+}
+
 #' Signal a data error: a tile that cannot be read into valid numbers (class "data_error").
 data_error <- function(message) {
   stop(structure(class = c("data_error", "error", "condition"), list(message = message, call = NULL)))
@@ -252,6 +265,9 @@ load_tiles <- function(data_dir, tile_ids, config) {
 
 #' An R double array as a float32 numpy array, same index meaning ([n, i, j, c] in R is [n-1, i-1, j-1, c-1]).
 to_numpy <- function(x) {
+  if (inherits(x, "numpy.ndarray")) {  # already handed over: no copy when it is float32
+    return(reticulate::import("numpy", convert = FALSE)$asarray(x, dtype = "float32"))
+  }
   reticulate::np_array(x, dtype = "float32")
 }
 

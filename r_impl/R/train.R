@@ -1,9 +1,38 @@
 # Training protocol of both twins; twin of python_impl/train.py.
 #
-# Seeds through keras$utils$set_random_seed, op determinism, fixed thread counts, batches in the order that
-# the manifest lists (no framework shuffling), one train_on_batch per manifest batch, metrics counted in R from
-# predictions after every epoch. Everything goes to out_dir in the formats of FORMATS.md.
+# Seeds through keras$utils$set_random_seed, op determinism, thread counts from the config, batches in the
+# order that the manifest lists (no framework shuffling), one train_on_batch per manifest batch. Metrics, lean:
+# after every epoch one forward pass over the validation tiles (loss from those predictions with the compiled
+# loss, metrics counted in R); the training split's loss per epoch is the mean of the epoch's batch losses; the
+# training split's counted metrics once, at the end (evaluation phase). Everything goes to out_dir in the
+# formats of FORMATS.md.
 # The R reader's arrays go to Keras through to_numpy() (float32, never R doubles), once, at the start of train().
+
+#' The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (v2 cpu.max or v1
+#' cpu.cfs_quota_us), rounded up; at least 1. The affinity comes from Python's os.sched_getaffinity through
+#' reticulate (base R has no call for it: parallel::detectCores ignores affinity); the cgroup files as Python's.
+available_cores <- function() {
+  os <- reticulate::import("os")
+  cores <- if (reticulate::py_has_attr(os, "sched_getaffinity")) length(os$sched_getaffinity(0L)) else os$cpu_count()
+  files <- list(c("/sys/fs/cgroup/cpu.max", NA), c("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                                                   "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+  for (f in files) {
+    fields <- tryCatch(strsplit(readLines(f[1], warn = FALSE)[1], " +")[[1]], error = function(e) NULL,
+                       warning = function(w) NULL)
+    if (is.null(fields) || length(fields) == 0L) next
+    period <- if (is.na(f[2])) fields[2] else tryCatch(readLines(f[2], warn = FALSE)[1], error = function(e) NA)
+    if (is.na(period)) next
+    if (!fields[1] %in% c("max", "-1")) cores <- min(cores, ceiling(as.numeric(fields[1]) / as.numeric(period)))
+    break
+  }
+  max(1L, as.integer(cores))
+}
+
+#' threads_intra and threads_inter as numbers: "auto" is available_cores().
+resolve_threads <- function(config) {
+  one <- function(value) if (identical(as.character(value), "auto")) available_cores() else as.integer(value)
+  list(threads_intra = one(config$threads_intra), threads_inter = one(config$threads_inter))
+}
 
 #' Seed, thread counts and op determinism from `config`; must run before TensorFlow runs any op.
 #'
@@ -11,13 +40,15 @@
 set_determinism <- function(config) {
   tf <- reticulate::import("tensorflow")
   keras <- reticulate::import("keras")
+  threads <- resolve_threads(config)
   # Thread pools are created by the first op; setting them later raises RuntimeError.
-  tf$config$threading$set_intra_op_parallelism_threads(as.integer(config$threads_intra))
-  tf$config$threading$set_inter_op_parallelism_threads(as.integer(config$threads_inter))
+  tf$config$threading$set_intra_op_parallelism_threads(threads$threads_intra)
+  tf$config$threading$set_inter_op_parallelism_threads(threads$threads_inter)
   keras$utils$set_random_seed(as.integer(config$seed))  # an R double would be rejected: Python wants an int
   if (isTRUE(config$deterministic)) tf$config$experimental$enable_op_determinism()
-  list(seed = as.integer(config$seed), threads_intra = as.integer(config$threads_intra),
-       threads_inter = as.integer(config$threads_inter), op_determinism = isTRUE(config$deterministic))
+  c(list(seed = as.integer(config$seed)), threads,
+    list(threads_setting = c(as.character(config$threads_intra), as.character(config$threads_inter)),
+         available_cores = available_cores(), op_determinism = isTRUE(config$deterministic)))
 }
 
 #' Augmentation seeds (int32 pairs) of the train `positions` (0-based) of one batch in `epoch` (0-based):
@@ -26,15 +57,25 @@ batch_seeds <- function(manifest, epoch, positions) {
   manifest$augment_seeds[[epoch + 1L]][positions + 1L, , drop = FALSE]  # R indices are 1-based
 }
 
-#' Loss (model$evaluate) and counted metrics (model$predict, counted in R) of one split with the current weights.
+#' Mean of batch losses, summed left to right in double (Python's loop: R's sum() accumulates in long double
+#' and numpy's in pairs, which could differ in the last bit).
+mean_loss <- function(losses) {
+  total <- 0
+  for (value in losses) total <- total + value
+  total / length(losses)
+}
+
+#' Loss and counted metrics of one split from its predictions (model$predict) with the current weights.
 #'
-#' `images` and `masks` are the split's float32 numpy arrays (train() converts them once).
-split_metrics <- function(model, images, masks, config) {
-  batch_size <- as.integer(config$batch_size)
-  loss <- model$evaluate(images, masks, batch_size = batch_size, verbose = 0L)
-  probabilities <- model$predict(images, batch_size = batch_size, verbose = 0L)  # an R array [n, row, col, 1]
-  # Counted in R on R values: the masks come back as an R array (exact 0/1), once per split like the predictions.
-  c(list(loss = as.numeric(loss)),
+#' The loss is the compiled loss (binary cross-entropy plus the L2 terms) of all the split's predictions at
+#' once, model$compute_loss: what evaluate returns for one batch, without a second forward pass.
+#' `probabilities` is the R array [n, row, col, 1] that model$predict returns (exact float32 values);
+#' `masks` the split's float32 numpy array.
+split_metrics <- function(model, probabilities, masks, config) {
+  # to_numpy: the predictions go back as the float32 they were, so the loss is computed on Python's bits.
+  loss <- model$compute_loss(y = masks, y_pred = to_numpy(probabilities), training = FALSE)
+  # Counted in R on R values: the masks come back as an R array (exact 0/1).
+  c(list(loss = as.numeric(reticulate::py_to_r(loss$numpy()))),
     segmentation_metrics(confusion_counts(probabilities, reticulate::py_to_r(masks),
                                           config_rules(config)$class_threshold)))
 }
@@ -48,13 +89,14 @@ take_rows <- function(x, positions) {
 
 #' Build, train and evaluate the U-Net; write the worker artifacts to `out_dir`; return the timings.
 #'
-#' `data` is list(train = list(images, masks), val = list(images, masks)) of R arrays [n, row, col, C] in
-#' manifest order, as load_tiles() read them.
+#' `data` is list(train = list(images, masks), val = list(images, masks)) in manifest order: float32 NumPy
+#' arrays (as run_worker hands them over) or R arrays [n, row, col, C] as load_tiles() read them.
 train <- function(config, manifest, data, out_dir) {
   now <- function() as.numeric(Sys.time())
   timings <- list()
   started <- now()
-  # Converted once, here: converting the R doubles per batch and per epoch made R's training ~20% slower.
+  # Converted once, here (a no-op for NumPy arrays): converting R doubles per batch and per epoch made R's
+  # training ~20% slower.
   t <- now()
   train_x <- to_numpy(data$train$images)
   train_y <- to_numpy(data$train$masks)
@@ -70,6 +112,8 @@ train <- function(config, manifest, data, out_dir) {
   fixed <- manifest$fixed_batch  # 0-based positions, numpy indexes them as they are
   save_array(model$predict_on_batch(take_rows(val_x, fixed)), file.path(out_dir, "forward_fixed.npy"))
   compile_unet(model, config)
+  # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
+  save_json(compiled_record(model), file.path(out_dir, "compiled.json"))
   timings$build <- now() - t
 
   epochs <- as.integer(config$epochs)
@@ -82,6 +126,7 @@ train <- function(config, manifest, data, out_dir) {
   history <- list()
   epoch_times <- numeric(0)
   metric_times <- numeric(0)
+  batch_size <- as.integer(config$batch_size)
   fed <- list()  # batch_order.json: the tile ids fed, batch by batch, for the harness's batch-order check
   log_progress(out_dir, "phase train")
   for (epoch in seq_len(epochs) - 1L) {  # 0-based like the manifest and Python
@@ -105,9 +150,11 @@ train <- function(config, manifest, data, out_dir) {
     }
     epoch_times <- c(epoch_times, now() - t)
     t <- now()
+    # The epoch's one forward pass, over the validation tiles; after the last epoch it is the final one.
+    val_probabilities <- model$predict(val_x, batch_size = batch_size, verbose = 0L)
     history[[epoch + 1L]] <- list(epoch = epoch + 1L,
-                                  train = split_metrics(model, train_x, train_y, config),
-                                  val = split_metrics(model, val_x, val_y, config))
+                                  train = list(loss = mean_loss(losses[epoch + 1L, seq_along(batches)])),
+                                  val = split_metrics(model, val_probabilities, val_y, config))
     metric_times <- c(metric_times, now() - t)
     v <- history[[epoch + 1L]]$val
     log_progress(out_dir, sprintf("epoch %d/%d done val_loss %.4f val_iou %s elapsed %.1fs", epoch + 1L, epochs,
@@ -118,12 +165,14 @@ train <- function(config, manifest, data, out_dir) {
   timings$epoch_metrics <- as.list(metric_times)
   save_array(losses, file.path(out_dir, "batch_losses.npy"))
   save_json(list(manifest_sha256 = manifest$manifest_sha256, batches = fed), file.path(out_dir, "batch_order.json"))
-  save_json(list(epochs = history), file.path(out_dir, "metrics.json"))
 
   log_progress(out_dir, "phase evaluation")
   t <- now()
-  probabilities <- model$predict(val_x, batch_size = as.integer(config$batch_size), verbose = 0L)
-  save_array(array(probabilities, dim = dim(probabilities)[1:3]), file.path(out_dir, "predictions_val.npy"))
+  save_array(array(val_probabilities, dim = dim(val_probabilities)[1:3]), file.path(out_dir, "predictions_val.npy"))
+  # The training split's counted metrics, once, with the final weights.
+  train_probabilities <- model$predict(train_x, batch_size = batch_size, verbose = 0L)
+  final <- list(train = split_metrics(model, train_probabilities, train_y, config), val = history[[epochs]]$val)
+  save_json(list(epochs = history, final = final), file.path(out_dir, "metrics.json"))
   timings$evaluation <- now() - t
 
   log_progress(out_dir, "phase save")

@@ -9,10 +9,6 @@
 # config seed + index of the layer in build order, so that both languages make the same weights.
 # Keras is reached through reticulate: integers as integers (64L), axes 0-based as in Python.
 
-# Prefixed with the stage name (Python's are module-level): R sources every file into one environment.
-UNET_VARIANTS <- c("paper-r", "paper-python")
-UNET_OPTIMIZERS <- c("rmsprop", "adam", "sgd")
-
 #' Counts layers in build order so that each gets the seed `seed + index` (twin of Python's _Builder).
 unet_builder <- function(config) {
   keras <- reticulate::import("keras")
@@ -52,31 +48,11 @@ unet_builder <- function(config) {
   list(next_seed = next_seed, regularizer = regularizer, conv = conv, block = block)
 }
 
-#' Stop with a message naming the key when the config cannot describe a U-Net.
-check_config <- function(config) {
-  if (!config$variant %in% UNET_VARIANTS) {
-    stop(sprintf("config variant '%s': expected one of %s", config$variant, paste(UNET_VARIANTS, collapse = ", ")),
-         call. = FALSE)
-  }
-  if (!config$optimizer %in% UNET_OPTIMIZERS) {
-    stop(sprintf("config optimizer '%s': expected one of %s", config$optimizer,
-                 paste(UNET_OPTIMIZERS, collapse = ", ")), call. = FALSE)
-  }
-  depth <- as.integer(config$depth)
-  if (depth < 1L || as.integer(config$tile_size) %% (2L^depth) != 0L) {
-    stop(sprintf("config tile_size %d must be divisible by 2^depth = %d (depth >= 1)",
-                 as.integer(config$tile_size), as.integer(2L^depth)), call. = FALSE)
-  }
-  if (!as.integer(config$input_channels) %in% c(1L, 3L)) {
-    stop(sprintf("config input_channels %s: expected 1 or 3", config$input_channels), call. = FALSE)
-  }
-  invisible(config)
-}
-
-#' Build the U-Net described by `config` (uncompiled keras.Model named "unet").
+#' Build the U-Net described by `config` (uncompiled keras.Model named "unet"); the config is checked against
+#' [schema] first (check_config of config.R: variant, tile_size a multiple of 2^depth, ...).
 build_unet <- function(config) {
   keras <- reticulate::import("keras")
-  check_config(config)
+  config <- check_config(config)
   b <- unet_builder(config)
   size <- as.integer(config$tile_size)
   depth <- as.integer(config$depth)
@@ -135,8 +111,18 @@ compile_unet <- function(model, config) {
   model
 }
 
-#' Layer list with normalised configs and parameter counts (architecture.json).
+#' Layer list with normalised configs, the wiring (each layer's inputs, in order) and parameter counts
+#' (architecture.json).
 architecture_record <- function(model) {
+  # Names of the layers whose outputs a layer's call takes, in argument order (keras_history of each input
+  # tensor in the functional config): Python's _inbound_names, kept local (R has no private functions).
+  inbound_names <- function(node) {
+    if (!is.list(node)) return(character(0))
+    if (!is.null(names(node)) && "keras_history" %in% names(node)) return(node$keras_history[[1]])
+    unlist(lapply(node, inbound_names), use.names = FALSE)
+  }
+  wiring <- list()
+  for (cfg in model$get_config()$layers) wiring[[cfg$name]] <- as.character(inbound_names(cfg$inbound_nodes))
   layers <- list()
   for (layer in model$layers) {
     cfg <- layer$get_config()
@@ -146,8 +132,21 @@ architecture_record <- function(model) {
     if (!is.null(cfg$batch_shape)) keep$batch_shape <- cfg$batch_shape
     # A Python tuple arrives as an R list; a length-1 R vector would go back as a scalar, so keep lists.
     layers[[length(layers) + 1L]] <- list(name = layer$name, class_name = layer$`__class__`$`__name__`,
-                                          config = keep, params = as.integer(layer$count_params()))
+                                          config = keep, inputs = as.list(wiring[[layer$name]]),
+                                          params = as.integer(layer$count_params()))
   }
   trainable <- sum(vapply(model$trainable_weights, function(v) as.numeric(length(v$numpy())), numeric(1)))
   list(layers = layers, total_params = as.integer(model$count_params()), trainable_params = as.integer(trainable))
+}
+
+#' What compile_unet set (compiled.json): the optimizer's and the loss's class and get_config() (without their
+#' generated name), and Keras's compile flags.
+compiled_record <- function(model) {
+  record <- function(obj) {
+    cfg <- obj$get_config()
+    list(class_name = obj$`__class__`$`__name__`, config = cfg[setdiff(names(cfg), "name")])
+  }
+  flags <- model$get_compile_config()
+  c(list(optimizer = record(model$optimizer), loss = record(model$loss)),
+    flags[c("jit_compile", "run_eagerly", "steps_per_execution")])
 }

@@ -12,3 +12,35 @@ test_that("build_unet gives Python's architecture record for the paper presets",
     expect_true(same(from_r, from_py), label = preset)
   }
 })
+
+# The compiled optimizer and loss (compiled.json) as Python records them, for the presets' optimizers.
+test_that("compile_unet gives Python's compiled record", {
+  py_config <- py_module("python_impl.config")
+  py_unet <- py_module("python_impl.unet")
+  json <- reticulate::import("json", convert = FALSE)
+  same <- reticulate::py_eval("lambda a, b: a == b")
+  for (preset in c("smoke", "ci", "paper-python")) {
+    path <- tempfile(fileext = ".json")
+    config <- load_config(preset)
+    save_json(compiled_record(compile_unet(build_unet(config), config)), path)
+    from_r <- json$loads(paste(readLines(path), collapse = "\n"))
+    py_cfg <- py_config$load_config(preset)
+    from_py <- py_unet$compiled_record(py_unet$compile_unet(py_unet$build_unet(py_cfg), py_cfg))
+    expect_true(same(from_r, from_py), label = preset)
+  }
+})
+
+# The config's rules ([schema]) say the same thing in both languages, word for word.
+test_that("check_config refuses what Python's refuses, with the same message", {
+  py_config <- py_module("python_impl.config")
+  cases <- list(c("tile_size=90"), c("epochs=-1"), c("batch_size=0"), c("threads_intra=0"), c("learning_rate=0"),
+                c("variant=paper-julia"), c("split_train=0.9", "split_val=0.2"), c("epochs=many"))
+  for (overrides in cases) {
+    from_r <- tryCatch({load_config("smoke", overrides); "accepted"}, config_error = function(e) conditionMessage(e))
+    from_py <- tryCatch({py_config$load_config("smoke", as.list(overrides)); "accepted"},
+                        error = function(e) sub("^.*(config key)", "\\1", conditionMessage(e)))
+    # reticulate adds a line on py_last_error() below Python's message
+    expect_identical(from_r, strsplit(from_py, "\n", fixed = TRUE)[[1]][1], label = paste(overrides, collapse = " "))
+    expect_match(from_r, "^config key ")
+  }
+})
