@@ -179,20 +179,10 @@ def test_r_load_config_applies_the_same_rules_word_for_word(tmp_path):
         except ConfigError as exc:
             return str(exc)
 
-    script = tmp_path / "cases.R"
-    script.write_text(textwrap.dedent(f"""
-        Sys.setenv(TAILINGS_PARITY_ROOT = "{PROJECT_ROOT}")
-        source("{R_IMPL_DIR / 'R' / 'config.R'}")
-        cases <- jsonlite::fromJSON('{json.dumps([[n, o] for n, o in [(None, c) for c in cases] + counted])}',
-                                    simplifyVector = FALSE)
-        for (case in cases) {{
-          overrides <- unlist(case[[2]])
-          said <- tryCatch({{check_config(load_config("smoke", overrides), case[[1]]); "accepted"}},
-                           config_error = function(e) conditionMessage(e))
-          cat(said, "\\n", sep = "")
-        }}
-    """))
-    result = run_rscript(script, [], timeout_s=120)
+    # R's side is an R file (r_impl/tests/config_cases.R): one line per case, as python_says.
+    cases_json = tmp_path / "cases.json"
+    cases_json.write_text(json.dumps([[n, o] for n, o in [(None, c) for c in cases] + counted]))
+    result = run_rscript(R_IMPL_DIR / "tests" / "config_cases.R", [cases_json], timeout_s=120)
     assert result.returncode == 0, result.stderr[-2000:]
     expected = [python_says(c) for c in cases] + [python_says(o, n) for n, o in counted]
     assert result.stdout.splitlines() == expected
