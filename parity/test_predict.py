@@ -50,6 +50,7 @@ def test_predictions_equal_the_workers_own(smoke_run, predictions):
         assert prob.tobytes() == own[k].tobytes(), f"val tile {tile}"
 
 
+@pytest.mark.slow
 def test_jpeg_input_has_no_georeference_and_says_so(smoke_run, tmp_path, capsys):
     from parity import cli
 

@@ -70,6 +70,7 @@ def test_jpeg_masks_record_non_binary_pixels_before_thresholding(fixtures):
 REAL = default_data_dir()
 
 
+@pytest.mark.slow  # 200 real tiles checked: about 11 s
 @pytest.mark.skipif(REAL is None, reason="real tiles not found: set TAILINGS_DATA or put them in "
                                          "../shared/data/tailings")
 def test_real_data_check_names_tile_23_and_passes_the_rest(capsys):

@@ -111,6 +111,7 @@ def test_table_output_and_colour(healthy_report):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow
 def test_python_without_tensorflow(bare_python, project_python):
     rc, report, _ = run_doctor("--only", "host-python,tensorflow", env={"RETICULATE_PYTHON": bare_python})
     checks = by_name(report)
@@ -177,6 +178,7 @@ def test_r_home_not_r(tmp_path):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow
 def test_legacy_keras_requested_without_tf_keras():
     rc, report, _ = run_doctor("--only", "keras", env={"TF_USE_LEGACY_KERAS": "1"})
     keras_check = by_name(report)["keras"]

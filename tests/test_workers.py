@@ -87,6 +87,7 @@ def test_broken_r_file_is_a_failed_result_naming_the_file(tiny, tmp_path, impl):
     assert read_status(tmp_path / "out")["ok"] is False
 
 
+@pytest.mark.slow
 def test_r_runtime_error_is_a_failed_result(tiny, tmp_path):
     config_path, manifest_path = tiny
     r_dir = tmp_path / "R"
