@@ -130,6 +130,18 @@ def ci_run(reports_dir) -> Path:
     return _run(config, IMPLS, reports_dir)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie counts as dead: /proc says so)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def describe_divergence(doc_or_pair: dict) -> str:
     """A failure message that names the first divergence and lists every stage's verdict."""
     fd = doc_or_pair.get("first_divergence")

@@ -337,15 +337,7 @@ def test_a_tile_changed_after_the_manifest_is_refused_by_name(tmp_path, impl):
 
 # ---------------------------------------------------------------------------------------------- 4. faults
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+from parity.testing import pid_alive as _pid_alive  # noqa: E402
 
 
 @pytest.mark.heavy

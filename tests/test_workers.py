@@ -37,16 +37,7 @@ def read_status(out: Path) -> dict:
     return json.loads((out / "status.json").read_text())
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose; /proc says so.
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+from parity.testing import pid_alive  # noqa: E402
 
 
 # r-rpy2 in the slow tier: the spawner's handling does not depend on the host; the two others stay in make test.
