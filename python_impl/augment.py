@@ -1,4 +1,7 @@
-"""Augmentation of a training batch, seeded from the manifest; twin of ``r_impl/R/augment.R``.
+"""Cropping and augmentation of a training batch, both from the manifest; twin of ``r_impl/R/augment.R``.
+
+Crops (``crop_size`` > 0): each sample is cut to ``crop_size`` x ``crop_size`` at the manifest's offsets for its
+position in the epoch (``crops``: row and column of the top-left pixel); a copy of values, no arithmetic.
 
 As the original project: left-right and up-down flips (each with probability 1/2, so none, one or both),
 then brightness, contrast and saturation jitter (ranges: ``augment_*`` in ``[rules]`` of ``parity/presets.toml``),
@@ -56,3 +59,22 @@ def augment_batch(images, masks, seeds, config: dict):
         image, mask = augment_sample(tf.constant(images[i]), tf.constant(masks[i]), tf.constant(seeds[i]), rules)
         out_images[i], out_masks[i] = image.numpy(), mask.numpy()
     return out_images, out_masks
+
+
+def crop_batch(images, masks, offsets, crop_size: int):
+    """Cut every sample of a batch to ``crop_size`` x ``crop_size`` at ``offsets`` (N, 2): the 0-based row and
+    column of its top-left pixel (the manifest's ``crops`` rows of these samples). Returns float32 numpy arrays;
+    ``crop_size`` 0 returns the batch unchanged."""
+    if not crop_size:
+        return images, masks
+    images, masks = np.asarray(images, dtype=np.float32), np.asarray(masks, dtype=np.float32)
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(offsets) != len(images):
+        raise ValueError(f"crop_batch: {len(images)} images but {len(offsets)} crop offsets")
+    size = images.shape[1]
+    if offsets.min(initial=0) < 0 or offsets.max(initial=0) + crop_size > size:
+        raise ValueError(f"crop_batch: offsets {offsets.tolist()} with crop {crop_size} leave the {size} x {size} "
+                         "tiles; make the manifest from this config")
+    cut = [(slice(r, r + crop_size), slice(c, c + crop_size)) for r, c in offsets]
+    return (np.stack([images[i][rows, cols] for i, (rows, cols) in enumerate(cut)]),
+            np.stack([masks[i][rows, cols] for i, (rows, cols) in enumerate(cut)]))

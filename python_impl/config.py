@@ -115,9 +115,9 @@ def check_config(config: dict, n_tiles: int | None = None) -> dict:
     key's type (int keys int, float keys float).
 
     Keys go in sorted order, three passes: each value alone (type, choices, bounds), then the relations between
-    keys (tile_size a multiple of 2^depth, split_train + split_val <= 1), then, with ``n_tiles`` (the usable
-    tiles of the run's data), the rules that name the data (batch_size <= the training tiles; each split gets a
-    tile). The first broken rule raises ConfigError naming the key, the value and the rule:
+    keys (tile_size a multiple of 2^depth, crop_size <= tile_size, split_train + split_val <= 1), then, with
+    ``n_tiles`` (the usable tiles of the run's data), the rules that name the data (batch_size <= the training
+    tiles; each split gets a tile). The first broken rule raises ConfigError naming the key, the value and the rule:
     ``config key batch_size = 0: must be >= 1``. Twin of check_config in r_impl/R/config.R (the same messages).
     """
     schema = load_schema()
@@ -156,6 +156,9 @@ def check_config(config: dict, n_tiles: int | None = None) -> dict:
             other, limit = rule["sum_max"]["with"], rule["sum_max"]["max"]
             if out[other] + value > limit:
                 _fail(key, value, f"{other} + {key} must be <= {_show(limit)} ({other} = {_show(out[other])})")
+        if "at_most" in rule and value > out[rule["at_most"]]:
+            other = rule["at_most"]
+            _fail(key, value, f"must be <= {other} ({other} = {_show(out[other])})")
     if n_tiles is None:
         return out
     n_train, n_val, _ = split_sizes(int(n_tiles), out["split_train"], out["split_val"])

@@ -18,9 +18,9 @@ import numpy as np
 
 def predict_saved(model_path, inputs_path, fixed, out_path) -> None:
     """Load ``model_path``, predict rows ``fixed`` (0-based) of ``images`` in ``inputs_path``, save (N, H, W)."""
-    import keras
+    from python_impl.unet import load_unet
 
-    model = keras.models.load_model(model_path)
+    model = load_unet(model_path)
     with np.load(inputs_path) as z:
         x = z["images"][np.asarray(fixed, dtype=np.int64)]
     y = np.asarray(model.predict_on_batch(x), dtype=np.float32)[..., 0]

@@ -1,7 +1,8 @@
 """Training protocol of both twins; twin of r_impl/R/train.R.
 
 Seeds through ``keras.utils.set_random_seed``, op determinism, thread counts from the config, batches in the
-order that the manifest lists (no framework shuffling), one ``train_on_batch`` per manifest batch. Metrics, lean:
+order that the manifest lists (no framework shuffling), cut to the manifest's crops when ``crop_size`` > 0, one
+``train_on_batch`` per manifest batch. Metrics, lean:
 after every epoch one forward pass over the validation tiles (loss from those predictions with the compiled
 loss, counted metrics); the training split's loss per epoch is the mean of the epoch's batch losses; the
 training split's counted metrics once, at the end (evaluation phase). Everything goes to ``out_dir`` in the
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from python_impl import artifacts, metrics, unet
-from python_impl.augment import augment_batch
+from python_impl.augment import augment_batch, crop_batch
 from python_impl.config import config_rules
 
 
@@ -72,6 +73,17 @@ def batch_seeds(manifest: dict, epoch: int, positions):
     return np.asarray(manifest["augment_seeds"][epoch], dtype=np.int32)[np.asarray(positions, dtype=np.int64)]
 
 
+def batch_crops(manifest: dict, epoch: int, positions):
+    """Crop offsets (row, column) of the train ``positions`` of one batch in ``epoch`` (0-based): rows
+    ``positions`` of the manifest's ``crops[epoch]``."""
+    return np.asarray(manifest["crops"][epoch], dtype=np.int64)[np.asarray(positions, dtype=np.int64)]
+
+
+def total_steps(manifest: dict, epochs: int) -> int:
+    """Training steps (batches) of the first ``epochs`` epochs of the manifest: the length of the LR schedule."""
+    return sum(len(manifest["batches"][e]) for e in range(epochs))
+
+
 def mean_loss(losses) -> float:
     """Mean of batch losses, summed left to right in float64 (the R twin's loop; numpy's pairwise sum and R's
     long-double sum could differ in the last bit)."""
@@ -116,15 +128,19 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     artifacts.save_weights_npz(model, out_dir / "weights_initial.npz")
     fixed = np.asarray(manifest["fixed_batch"], dtype=np.int64)
     artifacts.save_array(model.predict_on_batch(val_x[fixed]), out_dir / "forward_fixed.npy")
-    unet.compile_unet(model, config)
-    # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
-    artifacts.save_json(unet.compiled_record(model), out_dir / "compiled.json")
-    timings["build"] = time.time() - t
-
     epochs = int(config["epochs"])
     if len(manifest["batches"]) < epochs:
         raise ValueError(f"manifest lists batches for {len(manifest['batches'])} epochs, config wants {epochs}:"
                          " make the manifest from this config")
+    crop_size = int(config["crop_size"])
+    if int(manifest.get("crop_size", 0)) != crop_size:
+        raise ValueError(f"manifest crop_size {manifest.get('crop_size', 0)}, config crop_size {crop_size}: make the "
+                         "manifest from this config")
+    unet.compile_unet(model, config, total_steps(manifest, epochs))
+    # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
+    artifacts.save_json(unet.compiled_record(model), out_dir / "compiled.json")
+    timings["build"] = time.time() - t
+
     n_batches = max((len(manifest["batches"][e]) for e in range(epochs)), default=0)
     losses = np.full((epochs, n_batches), np.nan, dtype=np.float32)
     history, timings["epochs"], timings["epoch_metrics"] = [], [], []
@@ -139,6 +155,8 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
             idx = np.asarray(positions, dtype=np.int64)
             fed[-1].append([int(manifest["train"][p]) for p in idx])
             x, y = train_x[idx], train_y[idx]
+            if crop_size:
+                x, y = crop_batch(x, y, batch_crops(manifest, epoch, positions), crop_size)
             if config["augment"]:
                 x, y = augment_batch(x, y, batch_seeds(manifest, epoch, positions), config)
             # train_on_batch resets the metrics before the step, so the loss it returns is this batch's.

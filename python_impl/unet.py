@@ -67,6 +67,8 @@ def build_unet(config: dict):
     config = check_config(config)
     b = _Builder(config)
     size, depth, base = int(config["tile_size"]), int(config["depth"]), int(config["base_filters"])
+    # Trained on crops, validated on whole tiles: the same weights at two sizes, so the side is left open.
+    size = None if int(config["crop_size"]) else size
     inputs = keras.Input(shape=(size, size, int(config["input_channels"])), name="input")
     x, skips = inputs, []
     for level in range(1, depth + 1):
@@ -96,17 +98,50 @@ def build_unet(config: dict):
     return keras.Model(inputs, outputs, name="unet")
 
 
-def make_optimizer(config: dict):
-    """The optimizer named in the config, with its learning rate and Keras defaults otherwise."""
+def make_optimizer(config: dict, steps: int):
+    """The optimizer named in the config, with its learning rate (``lr_schedule`` "cosine": Keras's CosineDecay
+    from it to 0 over ``steps`` training steps) and Keras defaults otherwise."""
     import keras
 
     lr = float(config["learning_rate"])
+    if config["lr_schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=int(steps))
     return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
             "sgd": keras.optimizers.SGD}[config["optimizer"]](learning_rate=lr)
 
 
-def compile_unet(model, config: dict):
-    """Compile with the config's optimizer and binary cross-entropy; returns the model.
+def bce_dice(y_true, y_pred):
+    """Binary cross-entropy plus 1 - Dice, per sample: mean BCE of the sample's pixels plus
+    1 - (2 sum(y p) + 1) / (sum(y) + sum(p) + 1). Dice counts the overlap relative to the tailings' area, so
+    about 9% positive pixels cannot be fitted by predicting background everywhere. Keras ops in the order the
+    R twin writes them (the same graph, the same bits)."""
+    from keras import losses, ops
+
+    axes = [1, 2, 3]
+    bce = ops.mean(losses.binary_crossentropy(y_true, y_pred), axis=[1, 2])
+    overlap = ops.add(ops.multiply(2.0, ops.sum(ops.multiply(y_true, y_pred), axis=axes)), 1.0)
+    total = ops.add(ops.add(ops.sum(y_true, axis=axes), ops.sum(y_pred, axis=axes)), 1.0)
+    return ops.add(bce, ops.subtract(1.0, ops.divide(overlap, total)))
+
+
+def make_loss(config: dict):
+    """The loss named in the config: Keras's BinaryCrossentropy for "bce", ``bce_dice`` for "bce_dice"."""
+    import keras
+
+    return keras.losses.BinaryCrossentropy() if config["loss"] == "bce" else bce_dice
+
+
+def load_unet(model_path):
+    """Load a saved U-Net (``model.keras``) with this twin's ``bce_dice`` for the loss of that name: Keras saves
+    a loss function by name only, so whoever loads the model must say what the name computes."""
+    import keras
+
+    return keras.models.load_model(model_path, custom_objects={"bce_dice": bce_dice})
+
+
+def compile_unet(model, config: dict, steps: int):
+    """Compile with the config's optimizer (``steps``: the training steps, for the LR schedule) and loss;
+    returns the model.
 
     No compiled metrics: the metrics are counted from predictions (metrics.py), so ``train_on_batch`` and
     ``evaluate`` return the loss alone. ``jit_compile=False`` because "auto" lets Keras choose XLA by device,
@@ -114,8 +149,7 @@ def compile_unet(model, config: dict):
     """
     import keras
 
-    model.compile(optimizer=make_optimizer(config), loss=keras.losses.BinaryCrossentropy(),
-                  jit_compile=False)
+    model.compile(optimizer=make_optimizer(config, steps), loss=make_loss(config), jit_compile=False)
     return model
 
 
@@ -157,6 +191,8 @@ def compiled_record(model) -> dict:
     """What ``compile_unet`` set (compiled.json): the optimizer's and the loss's class and ``get_config()``
     (without their generated ``name``), and Keras's compile flags."""
     def record(obj) -> dict:
+        if not hasattr(obj, "get_config"):  # a loss function (bce_dice): its name says what it computes
+            return {"class_name": "function", "config": {"function": obj.__name__}}
         return {"class_name": type(obj).__name__,
                 "config": {k: v for k, v in obj.get_config().items() if k != "name"}}
 

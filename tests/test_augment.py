@@ -45,3 +45,21 @@ def test_same_seeds_same_result_masks_only_flipped_images_clipped(batch):
     assert len(set(flips)) > 1  # the seeds really choose different flips
 
 # R augments to the same bits (RGB and greyscale): r_impl/tests/testthat/test-augment.R.
+
+
+def test_crop_batch_cuts_each_sample_at_its_offsets_and_refuses_offsets_outside_the_tile():
+    from python_impl.augment import crop_batch
+
+    images = np.arange(2 * 6 * 6 * 3, dtype=np.float32).reshape(2, 6, 6, 3)
+    masks = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
+    x, y = crop_batch(images, masks, [[0, 2], [4, 1]], 2)
+    assert x.shape == (2, 2, 2, 3) and y.shape == (2, 2, 2, 1)
+    assert np.array_equal(x[0], images[0, 0:2, 2:4]) and np.array_equal(x[1], images[1, 4:6, 1:3])
+    assert np.array_equal(y[1], masks[1, 4:6, 1:3])
+    assert crop_batch(images, masks, None, 0) == (images, masks)
+    with pytest.raises(ValueError, match="leave the 6 x 6 tiles"):
+        crop_batch(images, masks, [[0, 0], [5, 0]], 2)
+    with pytest.raises(ValueError, match="2 images but 1 crop offsets"):
+        crop_batch(images, masks, [[0, 0]], 2)
+
+# R crops to the same bits: r_impl/tests/testthat/test-augment.R.

@@ -120,7 +120,7 @@ def test_threads_take_an_integer_or_auto_and_every_key_has_a_rule():
     assert load_config("smoke", ["threads_intra=auto"])["threads_intra"] == "auto"
     doc = tomllib.loads(PRESETS_PATH.read_text())
     known = {"type", "auto", "choices", "min", "max", "above", "below", "multiple_of", "sum_max", "leaves",
-             "folder_or"}
+             "folder_or", "at_most"}
     assert set(doc["schema"]) == set(doc["defaults"]), "every key of [defaults] needs its rule in [schema]"
     for key, rule in doc["schema"].items():
         assert set(rule) <= known and rule["type"] in ("int", "float", "number", "bool", "string"), (key, rule)
@@ -169,7 +169,8 @@ def test_r_load_config_applies_the_same_rules_word_for_word(tmp_path):
     cases = [["tile_size=90"], ["epochs=-1"], ["batch_size=0"], ["learning_rate=-0.0001"], ["threads_intra=0"],
              ["threads_inter=auto"], ["split_train=1"], ["split_train=0.9", "split_val=0.2"], ["l2=-1e-05"],
              ["variant=paper-julia"], ["epochs=many"], ["deterministic=maybe"], ["depth=3", "tile_size=100"],
-             ["worker_timeout_s=0"]]
+             ["worker_timeout_s=0"], ["crop_size=128"], ["crop_size=30"], ["loss=dice"], ["lr_schedule=step"],
+             ["crop_size=32"]]
     counted = [(24, ["batch_size=100"]), (24, ["split_train=0.01"]), (3, ["batch_size=4"]), (24, [])]
 
     def python_says(overrides, n_tiles=None):
@@ -186,7 +187,9 @@ def test_r_load_config_applies_the_same_rules_word_for_word(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     expected = [python_says(c) for c in cases] + [python_says(o, n) for n, o in counted]
     assert result.stdout.splitlines() == expected
-    assert [e for e in expected if not e.startswith("config key ")] == ["accepted", "accepted"]  # auto; 24 tiles
+    # accepted: threads auto, a crop of 32 from 64, and 24 tiles
+    assert [e for e in expected if not e.startswith("config key ")] == ["accepted"] * 3
+    assert "config key crop_size = 128: must be <= tile_size (tile_size = 64)" in expected
 
 
 # ---------------------------------------------------------------------------------------------- 2. files

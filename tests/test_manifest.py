@@ -58,3 +58,16 @@ def test_written_manifest_verifies_and_tampering_is_caught(data, tmp_path):
         read_manifest(path)
 
 # R reads the same manifest and catches tampering: r_impl/tests/testthat/test-manifest.R.
+
+
+def test_crops_are_drawn_only_for_a_crop_size_inside_the_tile_and_kept_when_epochs_grow(data):
+    m = make_manifest(CONFIG, data, range(12))
+    assert m["crop_size"] == 0 and m["crops"] == []
+    cropped = make_manifest(dict(CONFIG, tile_size=24, crop_size=8), data, range(12))
+    assert cropped["train"] == m["train"] and cropped["crop_size"] == 8
+    assert len(cropped["crops"]) == 3
+    offsets = np.array(cropped["crops"])
+    assert offsets.shape == (3, 8, 2) and offsets.min() >= 0 and offsets.max() <= 24 - 8
+    assert len({tuple(o) for o in offsets.reshape(-1, 2)}) > 8  # drawn, not one position
+    longer = make_manifest(dict(CONFIG, tile_size=24, crop_size=8, epochs=5), data, range(12))
+    assert longer["crops"][:3] == cropped["crops"] and longer["batches"][:3] == cropped["batches"]

@@ -3,8 +3,9 @@
 It fixes, once for both languages, the train/val/test tile ids, the batch order of every epoch, the
 per-sample augmentation seeds and the fixed forward-pass batch, and records the sha256 of every file read.
 All random numbers come from one ``numpy.random.Generator(PCG64(seed))``, drawn in this order: the split
-permutation, then for each epoch the train permutation and its (n_train, 2) int32 augmentation seeds, so
-adding epochs never changes the split or the earlier epochs.
+permutation, then for each epoch the train permutation, its (n_train, 2) int32 augmentation seeds and, when
+``crop_size`` > 0, its (n_train, 2) crop offsets (row, column of the crop's top-left pixel, uniform in
+0..tile_size - crop_size), so adding epochs never changes the split or the earlier epochs.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict |
     n_train, n_val, _ = split_sizes(len(ids), float(config["split_train"]), float(config["split_val"]))
     train, val, test = sorted(order[:n_train]), sorted(order[n_train:n_train + n_val]), sorted(order[n_train + n_val:])
     batch_size = int(config["batch_size"])
-    batches, augment_seeds = [], []
+    crop_size, tile_size = int(config.get("crop_size") or 0), int(config.get("tile_size") or 0)
+    batches, augment_seeds, crops = [], [], []
     for _ in range(int(config["epochs"])):
         perm = rng.permutation(n_train)
         batches.append([[int(p) for p in perm[i:i + batch_size]] for i in range(0, n_train, batch_size)])
         seeds = rng.integers(0, np.iinfo(np.int32).max, size=(n_train, 2), dtype=np.int32, endpoint=True)
         augment_seeds.append(seeds.tolist())
+        if crop_size:
+            crops.append(rng.integers(0, tile_size - crop_size, size=(n_train, 2), endpoint=True).tolist())
     root = Path(data_dir).resolve()
     files = {}
     for tile_id in sorted(train + val + test):
@@ -52,7 +56,7 @@ def make_manifest(config: dict, data_dir: Path | str, tile_ids, excluded: dict |
         "epochs": int(config["epochs"]), "batch_size": batch_size,
         "train": train, "val": val, "test": test,
         "excluded": {str(k): str(v) for k, v in sorted((excluded or {}).items(), key=lambda kv: int(kv[0]))},
-        "batches": batches, "augment_seeds": augment_seeds,
+        "batches": batches, "augment_seeds": augment_seeds, "crop_size": crop_size, "crops": crops,
         "fixed_batch": list(range(min(int(config_rules(config)["fixed_batch_size"]), len(val)))),
         "files": files, "manifest_sha256": "",
     }

@@ -46,19 +46,25 @@ def model_flops(model) -> int:
 
 def plain_fit(config_path: str, manifest_path: str) -> dict:
     """The reference a user would write: load the training tiles, build and compile the same model, time
-    ``model.fit`` over the same epochs and batch size, with the run's threads (seconds of the fit alone)."""
-    from python_impl import config as config_mod, data, manifest as manifest_mod, train, unet
+    ``model.fit`` over the same epochs and batch size, with the run's threads (seconds of the fit alone). With
+    ``crop_size`` > 0 it fits the first epoch's crops every epoch: samples of the size the workers train on."""
+    from python_impl import augment, config as config_mod, data, manifest as manifest_mod, train, unet
 
     config = config_mod.read_config(config_path)
     manifest = manifest_mod.read_manifest(manifest_path)
     threads = train.set_determinism(config)
     images, masks = data.load_tiles(manifest["data_dir"], manifest["train"], config)
-    model = unet.compile_unet(unet.build_unet(config), config)
+    crop = int(config["crop_size"])
+    images, masks = augment.crop_batch(images, masks, manifest["crops"][0] if crop else None, crop)
+    steps = train.total_steps(manifest, int(config["epochs"]))
+    model = unet.compile_unet(unet.build_unet(config), config, steps)
     t = time.perf_counter()
     model.fit(images, masks, batch_size=int(config["batch_size"]), epochs=int(config["epochs"]), shuffle=True,
               verbose=0)
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "samples": len(images) * int(config["epochs"]), "forward_flops": model_flops(model),
+    # FLOPs need the sample's side: a crop model leaves it open, so count them on the same net at the crop size.
+    sized = unet.build_unet(dict(config, tile_size=crop, crop_size=0)) if crop else model
+    return {"seconds": seconds, "samples": len(images) * int(config["epochs"]), "forward_flops": model_flops(sized),
             "threads": threads}
 
 

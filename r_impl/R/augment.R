@@ -1,5 +1,7 @@
-# Augmentation of a training batch, seeded from the manifest; twin of python_impl/augment.py.
+# Cropping and augmentation of a training batch, both from the manifest; twin of python_impl/augment.py.
 #
+# Crops (crop_size > 0): each sample is cut to crop_size x crop_size at the manifest's offsets for its position in
+# the epoch (crops: row and column of the top-left pixel); a copy of values, no arithmetic.
 # Left-right and up-down flips (each with probability 1/2), then brightness, contrast and saturation jitter
 # (ranges: augment_* in [rules] of parity/presets.toml), then clipping to [0, 1]: the same TensorFlow stateless ops
 # as Python, called through reticulate with the same int32 seeds, so both languages get the same bits.
@@ -57,4 +59,35 @@ augment_batch <- function(images, masks, seeds, config) {
     out_masks[[i]] <- sample$mask
   }
   list(images = tf$stack(out_images)$numpy(), masks = tf$stack(out_masks)$numpy())
+}
+
+#' Cut every sample of a batch to `crop_size` x `crop_size` at `offsets` (n x 2 integer matrix): the 0-based row
+#' and column of its top-left pixel (the manifest's crops rows of these samples). Returns list(images, masks) as
+#' float32 numpy arrays; `crop_size` 0 returns the batch unchanged.
+crop_batch <- function(images, masks, offsets, crop_size) {
+  crop_size <- as.integer(crop_size)
+  if (crop_size == 0L) return(list(images = images, masks = masks))
+  np <- reticulate::import("numpy", convert = FALSE)
+  x <- if (inherits(images, "python.builtin.object")) images else to_numpy(images)
+  y <- if (inherits(masks, "python.builtin.object")) masks else to_numpy(masks)
+  offsets <- matrix(as.integer(offsets), ncol = 2)
+  n <- as.integer(reticulate::py_to_r(x$shape[[0L]]))
+  size <- as.integer(reticulate::py_to_r(x$shape[[1L]]))
+  if (nrow(offsets) != n) {
+    stop(sprintf("crop_batch: %d images but %d crop offsets", n, nrow(offsets)), call. = FALSE)
+  }
+  if (min(c(0L, offsets)) < 0L || max(c(0L, offsets)) + crop_size > size) {
+    stop(sprintf("crop_batch: offsets %s with crop %d leave the %d x %d tiles; make the manifest from this config",
+                 paste(t(offsets), collapse = ","), crop_size, size, size), call. = FALSE)
+  }
+  # Python slices with 0-based starts: sample i, rows r:(r + crop), columns c:(c + crop).
+  builtins <- reticulate::import_builtins(convert = FALSE)
+  cut <- function(a, i) {
+    r <- offsets[i, 1]
+    c <- offsets[i, 2]
+    reticulate::py_get_item(a, reticulate::tuple(i - 1L, builtins$slice(r, r + crop_size),
+                                                 builtins$slice(c, c + crop_size)))
+  }
+  list(images = np$stack(lapply(seq_len(n), function(i) cut(x, i))),
+       masks = np$stack(lapply(seq_len(n), function(i) cut(y, i))))
 }

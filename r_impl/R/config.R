@@ -169,6 +169,10 @@ check_config <- function(config, n_tiles = NULL) {
                                  show(config[[other]])))
       }
     }
+    if (!is.null(rule$at_most) && value > config[[rule$at_most]]) {
+      other <- rule$at_most
+      fail(key, value, sprintf("must be <= %s (%s = %s)", other, other, show(config[[other]])))
+    }
   }
   if (is.null(n_tiles)) return(config)
   n_tiles <- as.integer(n_tiles)

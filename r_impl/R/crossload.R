@@ -1,14 +1,13 @@
 # Load saved models and predict the manifest's fixed batch; twin of python_impl/crossload.py.
 #
 # The harness (parity/run/crossload.py) runs this through r_impl/crossload.R after the workers: every worker's
-# model.keras is loaded here the way an R user would (keras$models$load_model) and must predict the fixed batch
-# as the saving worker did. Arrays stay NumPy, so that no R layout enters the check. One JSON line per job.
+# model.keras is loaded here the way an R user would (keras$models$load_model, via load_unet) and must predict
+# the fixed batch as the saving worker did. Arrays stay NumPy, so that no R layout enters the check. One JSON line per job.
 
 #' Load `model_path`, predict rows `fixed` (0-based) of images in `inputs_path`, save (N, H, W) to `out_path`.
 predict_saved <- function(model_path, inputs_path, fixed, out_path) {
   np <- reticulate::import("numpy", convert = FALSE)
-  keras <- reticulate::import("keras", convert = FALSE)
-  model <- keras$models$load_model(model_path)
+  model <- load_unet(model_path)
   x <- reticulate::py_get_item(np$load(inputs_path), "images")
   # array(): a length-1 R vector would become a Python scalar, and np.take(x, scalar) drops the batch axis.
   xb <- np$take(x, np$array(array(as.integer(unlist(fixed))), dtype = "int64"), axis = 0L)

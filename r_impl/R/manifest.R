@@ -36,7 +36,8 @@ verify_text <- function(text) {
 #'
 #' Returns a list: train, val, test, fixed_batch as integer vectors (tile ids; fixed_batch 0-based positions
 #' into val); batches as a list (epoch) of lists (batch) of integer vectors of 0-based positions into train;
-#' augment_seeds as a list (epoch) of integer matrices (n_train x 2); excluded and files as named lists.
+#' augment_seeds and crops (when crop_size > 0) as lists (epoch) of integer matrices (n_train x 2); excluded and
+#' files as named lists.
 #' jsonlite is asked not to simplify, because it would turn equal-length batches into a matrix.
 read_manifest <- function(path) {
   if (!file.exists(path)) stop(sprintf("%s: manifest missing", path), call. = FALSE)
@@ -54,6 +55,8 @@ read_manifest <- function(path) {
   m$fixed_batch <- ints(m$fixed_batch)
   m$batches <- lapply(m$batches, function(epoch) lapply(epoch, ints))
   m$augment_seeds <- lapply(m$augment_seeds, function(epoch) matrix(ints(epoch), ncol = 2, byrow = TRUE))
+  m$crop_size <- if (is.null(m$crop_size)) 0L else as.integer(m$crop_size)
+  m$crops <- lapply(m$crops, function(epoch) matrix(ints(epoch), ncol = 2, byrow = TRUE))
   m
 }
 

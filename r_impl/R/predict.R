@@ -51,9 +51,8 @@ write_outputs <- function(probabilities, geo, out_dir, tile_id, threshold) {
 #' Predict every tile image of `data_dir`; write the GeoTIFFs and predictions.json; return that record.
 predict_tiles <- function(model_path, data_dir, config, out_dir) {
   dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
-  keras <- reticulate::import("keras", convert = FALSE)
   np <- reticulate::import("numpy", convert = FALSE)
-  model <- keras$models$load_model(model_path)
+  model <- load_unet(model_path)
   ids <- integer(0)
   images <- list()
   geos <- list()

@@ -57,6 +57,17 @@ batch_seeds <- function(manifest, epoch, positions) {
   manifest$augment_seeds[[epoch + 1L]][positions + 1L, , drop = FALSE]  # R indices are 1-based
 }
 
+#' Crop offsets (row, column) of the train `positions` (0-based) of one batch in `epoch` (0-based): rows
+#' `positions` of the manifest's crops[epoch].
+batch_crops <- function(manifest, epoch, positions) {
+  manifest$crops[[epoch + 1L]][positions + 1L, , drop = FALSE]
+}
+
+#' Training steps (batches) of the first `epochs` epochs of the manifest: the length of the LR schedule.
+total_steps <- function(manifest, epochs) {
+  sum(vapply(manifest$batches[seq_len(epochs)], length, integer(1)))
+}
+
 #' Mean of batch losses, summed left to right in double (Python's loop: R's sum() accumulates in long double
 #' and numpy's in pairs, which could differ in the last bit).
 mean_loss <- function(losses) {
@@ -111,16 +122,21 @@ train <- function(config, manifest, data, out_dir) {
   save_weights_npz(model, file.path(out_dir, "weights_initial.npz"))
   fixed <- manifest$fixed_batch  # 0-based positions, numpy indexes them as they are
   save_array(model$predict_on_batch(take_rows(val_x, fixed)), file.path(out_dir, "forward_fixed.npy"))
-  compile_unet(model, config)
-  # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
-  save_json(compiled_record(model), file.path(out_dir, "compiled.json"))
-  timings$build <- now() - t
-
   epochs <- as.integer(config$epochs)
   if (length(manifest$batches) < epochs) {
     stop(sprintf("manifest lists batches for %d epochs, config wants %d: make the manifest from this config",
                  length(manifest$batches), epochs), call. = FALSE)
   }
+  crop_size <- as.integer(config$crop_size)
+  if (manifest$crop_size != crop_size) {
+    stop(sprintf("manifest crop_size %d, config crop_size %d: make the manifest from this config",
+                 manifest$crop_size, crop_size), call. = FALSE)
+  }
+  compile_unet(model, config, total_steps(manifest, epochs))
+  # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
+  save_json(compiled_record(model), file.path(out_dir, "compiled.json"))
+  timings$build <- now() - t
+
   n_batches <- max(c(0L, vapply(manifest$batches[seq_len(epochs)], length, integer(1))))
   losses <- matrix(NaN, nrow = epochs, ncol = n_batches)
   history <- list()
@@ -138,6 +154,11 @@ train <- function(config, manifest, data, out_dir) {
       fed[[epoch + 1L]][[b]] <- as.list(manifest$train[positions + 1L])  # a list: one tile stays an array
       x <- take_rows(train_x, positions)
       y <- take_rows(train_y, positions)
+      if (crop_size > 0L) {
+        cropped <- crop_batch(x, y, batch_crops(manifest, epoch, positions), crop_size)
+        x <- cropped$images
+        y <- cropped$masks
+      }
       if (isTRUE(config$augment)) {
         augmented <- augment_batch(x, y, batch_seeds(manifest, epoch, positions), config)
         x <- augmented$images

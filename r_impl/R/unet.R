@@ -57,6 +57,8 @@ build_unet <- function(config) {
   size <- as.integer(config$tile_size)
   depth <- as.integer(config$depth)
   base <- as.integer(config$base_filters)
+  # Trained on crops, validated on whole tiles: the same weights at two sizes, so the side is left open.
+  if (as.integer(config$crop_size) > 0L) size <- NULL
   inputs <- keras$Input(shape = reticulate::tuple(size, size, as.integer(config$input_channels)), name = "input")
   x <- inputs
   skips <- list()
@@ -89,25 +91,60 @@ build_unet <- function(config) {
   keras$Model(inputs, outputs, name = "unet")
 }
 
-#' The optimizer named in the config, with its learning rate and Keras defaults otherwise.
-make_optimizer <- function(config) {
+#' The optimizer named in the config, with its learning rate (lr_schedule "cosine": Keras's CosineDecay from it
+#' to 0 over `steps` training steps) and Keras defaults otherwise.
+make_optimizer <- function(config, steps) {
   keras <- reticulate::import("keras")
   lr <- as.numeric(config$learning_rate)
+  if (identical(config$lr_schedule, "cosine")) {
+    lr <- keras$optimizers$schedules$CosineDecay(lr, decay_steps = as.integer(steps))
+  }
   switch(config$optimizer,
          rmsprop = keras$optimizers$RMSprop(learning_rate = lr),
          adam = keras$optimizers$Adam(learning_rate = lr),
          sgd = keras$optimizers$SGD(learning_rate = lr))
 }
 
-#' Compile with the config's optimizer and binary cross-entropy; returns the model.
+#' Binary cross-entropy plus 1 - Dice, per sample: mean BCE of the sample's pixels plus
+#' 1 - (2 sum(y p) + 1) / (sum(y) + sum(p) + 1). Dice counts the overlap relative to the tailings' area, so about
+#' 9% positive pixels cannot be fitted by predicting background everywhere. Keras ops in the order Python writes
+#' them (the same graph, the same bits); Keras calls it with tensors, which stay Python objects here.
+bce_dice <- function(y_true, y_pred) {
+  keras <- reticulate::import("keras", convert = FALSE)
+  ops <- keras$ops
+  axes <- list(1L, 2L, 3L)
+  bce <- ops$mean(keras$losses$binary_crossentropy(y_true, y_pred), axis = list(1L, 2L))
+  overlap <- ops$add(ops$multiply(2, ops$sum(ops$multiply(y_true, y_pred), axis = axes)), 1)
+  total <- ops$add(ops$add(ops$sum(y_true, axis = axes), ops$sum(y_pred, axis = axes)), 1)
+  ops$add(bce, ops$subtract(1, ops$divide(overlap, total)))
+}
+
+#' The loss named in the config: Keras's BinaryCrossentropy for "bce", bce_dice for "bce_dice" (a Python
+#' function named like Python's, whose arguments reach R unconverted).
+make_loss <- function(config) {
+  keras <- reticulate::import("keras")
+  if (identical(config$loss, "bce")) return(keras$losses$BinaryCrossentropy())
+  fn <- reticulate::py_func(bce_dice)
+  reticulate::py_set_attr(fn, "__name__", "bce_dice")
+  fn
+}
+
+#' Load a saved U-Net (model.keras) with this twin's bce_dice for the loss of that name: Keras saves a loss
+#' function by name only, so whoever loads the model must say what the name computes. The model comes back
+#' unconverted (its predictions stay NumPy arrays).
+load_unet <- function(model_path) {
+  keras <- reticulate::import("keras", convert = FALSE)
+  keras$models$load_model(model_path, custom_objects = reticulate::dict(bce_dice = make_loss(list(loss = "bce_dice"))))
+}
+
+#' Compile with the config's optimizer (`steps`: the training steps, for the LR schedule) and loss; returns the
+#' model.
 #'
 #' No compiled metrics: the metrics are counted from predictions (metrics.R), so train_on_batch and
 #' evaluate return the loss alone. jit_compile = FALSE because "auto" lets Keras choose XLA by device, and
 #' XLA fuses and reorders float operations outside op determinism: both twins must run the same graph.
-compile_unet <- function(model, config) {
-  keras <- reticulate::import("keras")
-  model$compile(optimizer = make_optimizer(config), loss = keras$losses$BinaryCrossentropy(),
-                jit_compile = FALSE)
+compile_unet <- function(model, config, steps) {
+  model$compile(optimizer = make_optimizer(config, steps), loss = make_loss(config), jit_compile = FALSE)
   model
 }
 
@@ -143,6 +180,10 @@ architecture_record <- function(model) {
 #' generated name), and Keras's compile flags.
 compiled_record <- function(model) {
   record <- function(obj) {
+    # A loss function (bce_dice): its name says what it computes.
+    if (!reticulate::py_has_attr(obj, "get_config")) {
+      return(list(class_name = "function", config = list(`function` = reticulate::py_get_attr(obj, "__name__", TRUE))))
+    }
     cfg <- obj$get_config()
     list(class_name = obj$`__class__`$`__name__`, config = cfg[setdiff(names(cfg), "name")])
   }

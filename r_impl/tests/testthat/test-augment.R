@@ -26,3 +26,28 @@ test_that("augmentation is off unless the config asks for it", {
   expect_identical(same$images, images)
   expect_identical(same$masks, masks)
 })
+
+# R cuts the same crops as python_impl/augment.py (a copy of values: the same bits).
+test_that("crop_batch gives Python's crops", {
+  np <- reticulate::import("numpy", convert = FALSE)
+  images <- np$random$default_rng(3L)$random(c(3L, 10L, 10L, 3L), dtype = "float32")
+  masks <- np$random$default_rng(4L)$random(c(3L, 10L, 10L, 1L), dtype = "float32")
+  offsets <- matrix(c(0L, 0L, 6L, 2L, 3L, 6L), ncol = 2, byrow = TRUE)
+  got <- crop_batch(images, masks, offsets, 4L)
+  want <- py_module("python_impl.augment")$crop_batch(images, masks, np$array(offsets, dtype = "int64"), 4L)
+  expect_true(py_bits_equal(got$images, reticulate::py_get_item(want, 0L)))
+  expect_true(py_bits_equal(got$masks, reticulate::py_get_item(want, 1L)))
+  expect_error(crop_batch(images, masks, offsets + 1L, 4L), "leave the 10 x 10 tiles")
+})
+
+# R's BCE + Dice, Keras ops called from R, gives Python's loss bits (eager, as split_metrics computes it).
+test_that("bce_dice gives Python's bits", {
+  np <- reticulate::import("numpy", convert = FALSE)
+  ops <- reticulate::import("keras", convert = FALSE)$ops
+  y_pred <- ops$convert_to_tensor(np$random$default_rng(5L)$random(c(4L, 16L, 16L, 1L), dtype = "float32"))
+  y_true <- ops$convert_to_tensor(np$less(np$random$default_rng(6L)$random(c(4L, 16L, 16L, 1L)), 0.1)$astype("float32"))
+  got <- make_loss(list(loss = "bce_dice"))(y_true, y_pred)
+  want <- py_module("python_impl.unet")$bce_dice(y_true, y_pred)
+  expect_true(py_bits_equal(np$asarray(got), np$asarray(want)))
+  expect_equal(as.integer(reticulate::py_to_r(np$asarray(got)$shape[[0L]])), 4L)  # one loss per sample
+})
