@@ -447,3 +447,17 @@ def test_a_worker_that_prints_without_end_does_not_grow_the_harness(tmp_path):
     assert 1_000_000 - 100_000 <= len(log) <= 1_001_000
     assert re.search(rb"\[worker_output\.log truncated at 1000000 bytes: the worker printed \d+ bytes", log)
     assert len(status["stderr_tail"]) < 40 * 2100
+
+
+def test_every_preset_passes_its_own_rules():
+    """Each preset of parity/presets.toml resolves to a config that check_config accepts (tailings: a crop that
+    fits its tiles, a loss and a schedule the twins know)."""
+    from python_impl.config import check_config, list_presets, load_config
+
+    presets = list_presets()
+    assert {"smoke", "ci", "tailings", "paper-r", "paper-python"} <= set(presets)
+    for preset in presets:
+        config = check_config(load_config(preset))
+        assert config["crop_size"] <= config["tile_size"], preset
+    tailings = load_config("tailings")
+    assert (tailings["crop_size"], tailings["loss"], tailings["lr_schedule"]) == (224, "bce_dice", "cosine")
