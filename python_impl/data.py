@@ -32,17 +32,20 @@ class DataError(ValueError):
     """A tile that cannot be read into valid numbers; the message names the tile, the file and the fix."""
 
 
-def prepare_readers(threads: int) -> dict:
-    """Load the decoders (rasterio, Pillow) and let GDAL decode a GeoTIFF's blocks on ``threads`` threads.
+def prepare_readers(threads: int, encoding: str) -> dict:
+    """Load the decoder of ``encoding`` (rasterio for GeoTIFF, Pillow for JPEG) and let GDAL decode a GeoTIFF's
+    blocks on ``threads`` threads.
 
-    Run at start-up, as the R twin loads terra and jpeg there: the data phase then times reading, not library
+    Run at start-up, as the R twin loads terra or jpeg there: the data phase then times reading, not library
     loading. GDAL's threads change only how blocks are decompressed, never the values.
     """
     import os
 
     os.environ["GDAL_NUM_THREADS"] = str(int(threads))  # GDAL reads its config options from the environment
-    import rasterio  # noqa: F401
-    from PIL import Image  # noqa: F401
+    if check_encoding(encoding) == "geotiff":
+        import rasterio  # noqa: F401
+    else:
+        from PIL import Image  # noqa: F401
 
     return {"gdal_num_threads": int(threads)}
 

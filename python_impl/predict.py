@@ -96,7 +96,7 @@ def run_predict(spec_path) -> dict:
     spec = json.loads(Path(spec_path).read_text())
     config = read_config(spec["config"])
     config["encoding"] = spec.get("encoding") or config["encoding"]
-    data.prepare_readers(set_determinism(config)["threads_intra"])
+    data.prepare_readers(set_determinism(config)["threads_intra"], config["encoding"])
     return predict_tiles(spec["model"], spec["data_dir"], config, spec["out_dir"])
 
 

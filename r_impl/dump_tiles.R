@@ -8,6 +8,7 @@ entry_dir <- dirname(normalizePath(sub("^--file=", "", file_arg[1])))
 args <- commandArgs(trailingOnly = TRUE)
 status <- tryCatch({
   # Only the reader and its config: the data comparison must not need TensorFlow.
+  source(file.path(entry_dir, "R", "artifacts.R"))  # py_module(): numpy for the float32 rounding
   source(file.path(entry_dir, "R", "config.R"))
   source(file.path(entry_dir, "R", "data.R"))
   config <- jsonlite::fromJSON(args[2])

@@ -37,7 +37,7 @@ ALLOWED = {
     ("parity/data/synthetic.py", 0.8): "synthetic scenes: shape of the made-up patches",
     ("parity/data/synthetic.py", 255.0): "writing a uint8 JPEG from [0, 1] values",
     ("parity/data/fixtures.py", 255.0): "a broken mask fixture that holds 0..255",
-    ("r_impl/R/data.R", 255.0): "jpeg_bytes: unpacking one byte from readJPEG's packed integers (a bit mask)",
+    ("r_impl/R/data.R", 255.0): "readJPEG's own fixed scale: its doubles are byte / 255 (jpeg_bytes undoes it)",
 }
 CODE_DIRS = ("python_impl", "r_impl/R", "parity")
 

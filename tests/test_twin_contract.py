@@ -22,11 +22,12 @@ pytestmark = pytest.mark.heavy
 PY_DIR = PROJECT_ROOT / "python_impl"
 # (stage, function) -> why it exists in one language only. Keep it short: every entry is a place the twins differ.
 ONE_LANGUAGE = {
+    ("artifacts", "py_module"): "R: a Python module imported once (reticulate::import costs ~1 ms a call; Python caches)",
     ("config", "project_root"): "R: sourced files do not know their own path (Python has PROJECT_ROOT)",
     ("config", "config_error"): "R: signals a condition of class config_error (Python raises ConfigError)",
     ("data", "data_error"): "R: signals a condition of class data_error (Python raises DataError)",
     ("data", "read_file"): "R: the decoder behind read_image_file/read_mask_file (Python's _read_file)",
-    ("data", "jpeg_bytes"): "R: unpacks readJPEG's nativeRaster integers into bytes (Pillow gives bytes)",
+    ("data", "jpeg_bytes"): "R: the bytes back from readJPEG's doubles, byte / 255 (Pillow gives bytes)",
     ("data", "to_numpy"): "R: R doubles to a float32 NumPy array, the one rounding (Python arrays already are)",
     ("data", "dump_tiles"): "R: writes what the R reader read for `tailings-parity data compare` (r_impl/dump_tiles.R)",
     ("metrics", "metric_ratio"): "R: Python's private _ratio (R has no private functions)",

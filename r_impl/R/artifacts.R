@@ -3,9 +3,24 @@
 # Arrays go through numpy (np.save / np.savez) so that both languages write the same file format; an R double
 # holding a float32 value converts back to the same float32 exactly.
 
+# Python modules already imported, by name (py_module): reticulate::import costs about 1 ms a call, which the
+# per-file and per-tile hashing of the data phase paid hundreds of times (Python caches its imports itself).
+PY_MODULES <- new.env(parent = emptyenv())
+
+#' The Python module `name` without conversion (convert = FALSE), imported once per R session.
+py_module <- function(name) {
+  module <- PY_MODULES[[name]]
+  if (is.null(module)) {
+    module <- if (identical(name, "builtins")) reticulate::import_builtins(convert = FALSE) else
+      reticulate::import(name, convert = FALSE)
+    assign(name, module, envir = PY_MODULES)
+  }
+  module
+}
+
 #' Every variable of `model` in model order, keyed "<layer name>/<variable name>", as float32 numpy arrays.
 model_weights <- function(model) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   weights <- list()
   for (layer in model$layers) {
     for (variable in layer$weights) {
@@ -17,7 +32,7 @@ model_weights <- function(model) {
 
 #' Write model_weights(model) to `path` (.npz, one array per variable).
 save_weights_npz <- function(model, path) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   do.call(np$savez, c(list(path), model_weights(model)))
   invisible(path)
 }
@@ -34,17 +49,18 @@ save_json <- function(obj, path) {
 
 #' Write `x` (R array or numpy array) as float32 .npy in C order.
 save_array <- function(array, path) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   np$save(path, np$ascontiguousarray(np$asarray(array, dtype = "float32")))
   invisible(path)
 }
 
 #' SHA-256 of the float32 C-order bytes of `array` (input_hashes.json).
 array_sha256 <- function(array) {
-  np <- reticulate::import("numpy", convert = FALSE)
-  hashlib <- reticulate::import("hashlib", convert = FALSE)
-  bytes <- np$ascontiguousarray(np$asarray(array, dtype = "float32"))$tobytes()
-  reticulate::py_to_r(hashlib$sha256(bytes)$hexdigest())
+  np <- py_module("numpy")
+  # $data: the array's own memory, hashed without the copy that tobytes() makes (which R then kept alive until
+  # its next garbage collection).
+  contiguous <- np$ascontiguousarray(np$asarray(array, dtype = "float32"))
+  reticulate::py_to_r(py_module("hashlib")$sha256(contiguous$data)$hexdigest())
 }
 
 #' Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NULL where unavailable.

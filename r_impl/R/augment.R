@@ -9,7 +9,7 @@
 #' Augment one sample: image [H, W, C] and mask [H, W, 1] float32 tensors, seed a (2,) int32 tensor; the
 #' jitter ranges from `rules`.
 augment_sample <- function(image, mask, seed, rules) {
-  tf <- reticulate::import("tensorflow", convert = FALSE)
+  tf <- py_module("tensorflow")
   seeds <- tf$random$experimental$stateless_split(seed, num = 5L)
   # py_get_item with 0-based Python indices: the seeds are rows of a TensorFlow tensor.
   seed_at <- function(k) reticulate::py_get_item(seeds, k)
@@ -32,13 +32,13 @@ augment_sample <- function(image, mask, seed, rules) {
 
 #' Augment a batch when config$augment is true; otherwise return it unchanged.
 #'
-#' `images` [n, H, W, C] and `masks` [n, H, W, 1]: R double arrays (as load_tiles gives them) or numpy arrays;
+#' `images` [n, H, W, C] and `masks` [n, H, W, 1]: numpy arrays (as load_tiles gives them) or R double arrays;
 #' `seeds` an n x 2 integer matrix, the manifest's augment_seeds rows for these samples. Returns
 #' list(images, masks) as float32 numpy arrays, like Python.
 augment_batch <- function(images, masks, seeds, config) {
   if (!isTRUE(config$augment)) return(list(images = images, masks = masks))
-  tf <- reticulate::import("tensorflow", convert = FALSE)
-  np <- reticulate::import("numpy", convert = FALSE)
+  tf <- py_module("tensorflow")
+  np <- py_module("numpy")
   x <- if (inherits(images, "python.builtin.object")) images else to_numpy(images)
   y <- if (inherits(masks, "python.builtin.object")) masks else to_numpy(masks)
   seeds <- matrix(as.integer(seeds), ncol = 2)
@@ -67,7 +67,7 @@ augment_batch <- function(images, masks, seeds, config) {
 crop_batch <- function(images, masks, offsets, crop_size) {
   crop_size <- as.integer(crop_size)
   if (crop_size == 0L) return(list(images = images, masks = masks))
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   x <- if (inherits(images, "python.builtin.object")) images else to_numpy(images)
   y <- if (inherits(masks, "python.builtin.object")) masks else to_numpy(masks)
   offsets <- matrix(as.integer(offsets), ncol = 2)
@@ -81,7 +81,7 @@ crop_batch <- function(images, masks, offsets, crop_size) {
                  paste(t(offsets), collapse = ","), crop_size, size, size), call. = FALSE)
   }
   # Python slices with 0-based starts: sample i, rows r:(r + crop), columns c:(c + crop).
-  builtins <- reticulate::import_builtins(convert = FALSE)
+  builtins <- py_module("builtins")
   cut <- function(a, i) {
     r <- offsets[i, 1]
     c <- offsets[i, 2]

@@ -6,7 +6,7 @@
 
 #' Load `model_path`, predict rows `fixed` (0-based) of images in `inputs_path`, save (N, H, W) to `out_path`.
 predict_saved <- function(model_path, inputs_path, fixed, out_path) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   model <- load_unet(model_path)
   x <- reticulate::py_get_item(np$load(inputs_path), "images")
   # array(): a length-1 R vector would become a Python scalar, and np.take(x, scalar) drops the batch axis.

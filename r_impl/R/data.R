@@ -18,16 +18,20 @@ DATA_ENCODINGS <- list(
   jpeg = c("img", "img_%d.jpeg", "mask", "mask_%d.jpeg")
 )
 
-#' Load the decoders (terra, jpeg) and let GDAL decode a GeoTIFF's blocks on `threads` threads.
+#' Load the decoder of `encoding` (terra for GeoTIFF, jpeg for JPEG) and let GDAL decode a GeoTIFF's blocks on
+#' `threads` threads.
 #'
-#' Run at start-up, as the Python twin imports rasterio and Pillow there: the data phase then times reading,
-#' not library loading (loading terra alone takes 1-2 s). GDAL's threads change only how blocks are
-#' decompressed, never the values.
-prepare_readers <- function(threads) {
-  # Loading terra prints notes about methods (codetools absent); load it quietly, once.
-  suppressMessages(requireNamespace("terra", quietly = TRUE))
-  requireNamespace("jpeg", quietly = TRUE)
-  terra::setGDALconfig("GDAL_NUM_THREADS", as.character(as.integer(threads)))
+#' Run at start-up, as the Python twin imports rasterio or Pillow there: the data phase then times reading, not
+#' library loading (loading terra alone takes 1-2 s, so a JPEG run does not). GDAL's threads change only how
+#' blocks are decoded, never the values.
+prepare_readers <- function(threads, encoding) {
+  if (check_encoding(encoding) == "geotiff") {
+    # Loading terra prints notes about methods (codetools absent); load it quietly, once.
+    suppressMessages(requireNamespace("terra", quietly = TRUE))
+    terra::setGDALconfig("GDAL_NUM_THREADS", as.character(as.integer(threads)))
+  } else {
+    requireNamespace("jpeg", quietly = TRUE)
+  }
   list(gdal_num_threads = as.integer(threads))
 }
 
@@ -64,10 +68,10 @@ list_tiles <- function(data_dir, encoding, kind = "image") {
   sort(as.integer(sub(pattern, "\\1", names)))
 }
 
-#' Decode an image file as stored: list(values, meta = list(bands, height, width, geotiff)). `values` are in
-#' R's column-major view of the row-major file: GeoTIFF a double array [col, row, band] in the file's band order,
-#' JPEG an integer matrix [col, row] of packed pixels (readJPEG's nativeRaster, R + G * 2^8 + B * 2^16, bytes
-#' unpacked by jpeg_bytes). Stops with a data_error for a missing or undecodable file.
+#' Decode an image file as stored: list(values, meta = list(bands, height, width, geotiff)). GeoTIFF: a double
+#' array [col, row, band] in the file's band order (R's column-major view of the row-major file); JPEG: a double
+#' array [row, col, band] of byte / 255, as readJPEG decodes (exact: round(value * 255) is the byte, for every
+#' byte; r_impl/tests checks it). Stops with a data_error for a missing or undecodable file.
 read_image_file <- function(path) {
   read_file(path)
 }
@@ -104,9 +108,11 @@ read_file <- function(path) {
         if (n < 4 || bytes[n - 1] != as.raw(0xff) || bytes[n] != as.raw(0xd9)) {
           stop("file truncated: no end-of-image marker", call. = FALSE)
         }
-        # native = TRUE gives the decoded bytes packed in integers (row by row), 8 times faster than doubles.
-        native <- jpeg::readJPEG(bytes, native = TRUE)
-        list(matrix(as.vector(native), nrow = ncol(native), ncol = nrow(native)), attr(native, "channels"), "INT1U")
+        # Doubles byte / 255 in [row, col, band], straight from libjpeg's rows in C: 2 ms for a 448 x 448 tile,
+        # a quarter of unpacking readJPEG's packed integers (native = TRUE) in R.
+        decoded <- jpeg::readJPEG(bytes)
+        if (length(dim(decoded)) == 2L) dim(decoded) <- c(dim(decoded), 1L)
+        list(decoded, dim(decoded)[3], "INT1U")
       }
     }, warning = function(w) stop(conditionMessage(w), call. = FALSE)),
     error = function(e) {
@@ -116,16 +122,14 @@ read_file <- function(path) {
   # decoded = list(values, band count, GDAL data type): no attribute set on the values afterwards, which would
   # copy them.
   values <- decoded[[1]]
-  list(values = values, meta = list(bands = decoded[[2]], height = dim(values)[2], width = dim(values)[1],
-                                    geotiff = geotiff, datatype = decoded[[3]]))
+  rows_at <- if (geotiff) 2L else 1L  # GeoTIFF values come [col, row, band], JPEG [row, col, band]
+  list(values = values, meta = list(bands = decoded[[2]], height = dim(values)[rows_at],
+                                    width = dim(values)[3L - rows_at], geotiff = geotiff, datatype = decoded[[3]]))
 }
 
-#' JPEG pixels packed as readJPEG(native = TRUE) gives them, [col, row] -> integer bytes [row, col, bands].
-jpeg_bytes <- function(packed, bands) {
-  swapped <- t(packed)
-  out <- array(0L, dim = c(dim(swapped), bands))
-  for (b in seq_len(bands)) out[, , b] <- bitwAnd(bitwShiftR(swapped, 8L * (b - 1L)), 255L)
-  out
+#' JPEG values as read_file gives them (byte / 255) -> the bytes, exactly (integer-valued doubles).
+jpeg_bytes <- function(values) {
+  round(values * 255)
 }
 
 #' Decoded image -> double [row, col, 3] RGB in [0, 1] by the reading rules, resized to `tile_size` (0 = keep).
@@ -156,8 +160,9 @@ image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
     rgb[rgb > 1] <- 1
     return(rgb)
   }
-  # R: the bytes come packed (see read_file); unpack only the pixels that resizing kept.
-  jpeg_bytes(resize_nearest(raw, tile_size), 3L) / rules$jpeg_scale
+  # R: read_file's values are byte / 255 already, which is the rule when jpeg_scale is 255 (the bytes otherwise).
+  values <- resize_nearest(raw, tile_size)
+  if (rules$jpeg_scale == 255) values else jpeg_bytes(values) / rules$jpeg_scale
 }
 
 #' Decoded mask -> double [row, col] of exactly 0/1 (> geotiff_mask_threshold or > jpeg_mask_threshold),
@@ -166,15 +171,15 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
   if (meta$geotiff) {
-    # anyNA + is.infinite = !is.finite, without a full logical copy first (R only; numpy's isfinite is cheap).
-    if (anyNA(raw) || any(is.infinite(raw))) {
+    # A finite sum proves every value finite, as for the images (R only; numpy's isfinite is cheap).
+    if (!is.finite(sum(raw))) {
       data_error(sprintf("%s: NaN/infinite/nodata values in the mask; fill or remove the tile", path))
     }
     # R: swap [col, row] to [row, col] (see read_file).
     values <- t(resize_nearest(raw[, , 1], tile_size))
     return((values > rules$geotiff_mask_threshold) * 1)
   }
-  values <- jpeg_bytes(resize_nearest(raw, tile_size), 1L)[, , 1]
+  values <- jpeg_bytes(resize_nearest(raw, tile_size)[, , 1])
   (values > rules$jpeg_mask_threshold) * 1
 }
 
@@ -235,38 +240,41 @@ read_tile <- function(data_dir, tile_id, config) {
   list(image = to_channels(read$image, channels, rules), mask = read$mask)
 }
 
-#' Read `tile_ids` in the given order: list(images = double [n, row, col, C], masks = double [n, row, col, 1]).
+#' Read `tile_ids` in the given order: list(images = float32 NumPy [n, row, col, C], masks = float32 NumPy
+#' [n, row, col, 1]), as the Python twin returns them.
 #'
-#' R arrays hold the exact values; hand them to Keras with to_numpy().
+#' Each tile's R doubles go to NumPy as it is read, rounded to float32 and laid out in C order there (one pass,
+#' as to_numpy rounds), and NumPy stacks them, as Python's np.stack. An [n, row, col, C] R array filled tile by
+#' tile cost more than the reading at 448 x 448 (a 357 MB vector written with a stride of n, then handed over in
+#' Fortran order, which made every later slice, hashes and batches, copy).
 load_tiles <- function(data_dir, tile_ids, config) {
-  n <- length(tile_ids)
-  images <- NULL
-  masks <- NULL
-  for (k in seq_len(n)) {
+  np <- py_module("numpy")
+  images <- vector("list", length(tile_ids))
+  masks <- vector("list", length(tile_ids))
+  for (k in seq_along(tile_ids)) {
     tile <- read_tile(data_dir, tile_ids[k], config)
-    if (is.null(images)) {
-      images <- array(0, dim = c(n, dim(tile$image)))
-      masks <- array(0, dim = c(n, dim(tile$mask), 1L))
-    } else if (any(dim(tile$image) != dim(images)[-1])) {
+    if (k > 1L && any(dim(tile$image) != dim(first))) {
       data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
                          as.integer(tile_ids[k]), dim(tile$image)[1], dim(tile$image)[2], as.integer(tile_ids[1]),
-                         dim(images)[2], dim(images)[3]))
+                         dim(first)[1], dim(first)[2]))
     }
-    images[k, , , ] <- tile$image
-    masks[k, , , 1] <- tile$mask
+    if (k == 1L) first <- tile$image
+    images[[k]] <- np$ascontiguousarray(tile$image, dtype = "float32")
+    masks[[k]] <- np$ascontiguousarray(tile$mask, dtype = "float32")
   }
-  if (is.null(images)) {
-    size <- if (is.null(config$tile_size)) 0 else config$tile_size
-    images <- array(0, dim = c(0L, size, size, config$input_channels))
-    masks <- array(0, dim = c(0L, size, size, 1L))
+  if (length(tile_ids) == 0L) {
+    size <- if (is.null(config$tile_size)) 0L else as.integer(config$tile_size)
+    channels <- if (is.null(config$input_channels)) 3L else as.integer(config$input_channels)
+    return(list(images = np$zeros(list(0L, size, size, channels), dtype = "float32"),
+                masks = np$zeros(list(0L, size, size, 1L), dtype = "float32")))
   }
-  list(images = images, masks = masks)
+  list(images = np$stack(images), masks = np$expand_dims(np$stack(masks), -1L))
 }
 
 #' An R double array as a float32 numpy array, same index meaning ([n, i, j, c] in R is [n-1, i-1, j-1, c-1]).
 to_numpy <- function(x) {
   if (inherits(x, "numpy.ndarray")) {  # already handed over: no copy when it is float32
-    return(reticulate::import("numpy", convert = FALSE)$asarray(x, dtype = "float32"))
+    return(py_module("numpy")$asarray(x, dtype = "float32"))
   }
   reticulate::np_array(x, dtype = "float32")
 }
@@ -275,7 +283,7 @@ to_numpy <- function(x) {
 #' parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and mask_<id> (H, W); `out_path`.json holds per tile the error
 #' message (if the tile could not be read) and the seconds it took.
 dump_tiles <- function(data_dir, tile_ids, config, out_path) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   arrays <- list()
   errors <- list()
   seconds <- list()

@@ -51,7 +51,7 @@ write_outputs <- function(probabilities, geo, out_dir, tile_id, threshold) {
 #' Predict every tile image of `data_dir`; write the GeoTIFFs and predictions.json; return that record.
 predict_tiles <- function(model_path, data_dir, config, out_dir) {
   dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   model <- load_unet(model_path)
   ids <- integer(0)
   images <- list()
@@ -72,7 +72,7 @@ predict_tiles <- function(model_path, data_dir, config, out_dir) {
                  skipped = skipped, georeferenced = identical(config$encoding, "geotiff"))
   if (length(images) > 0L) {
     probabilities <- model$predict(np$stack(images), batch_size = as.integer(config$batch_size), verbose = 0L)
-    all_rows <- reticulate::import_builtins(convert = FALSE)$slice(NULL)
+    all_rows <- py_module("builtins")$slice(NULL)
     for (k in seq_along(ids)) {
       # [k - 1, :, :, 0] of the NumPy predictions: 0-based, as Python's probabilities[k, ..., 0].
       tile_prob <- reticulate::py_get_item(probabilities, reticulate::tuple(k - 1L, all_rows, all_rows, 0L))
@@ -91,6 +91,6 @@ run_predict <- function(spec_path) {
   spec <- jsonlite::fromJSON(spec_path)
   config <- read_config(spec$config)
   if (!is.null(spec$encoding)) config$encoding <- spec$encoding
-  prepare_readers(set_determinism(config)$threads_intra)
+  prepare_readers(set_determinism(config)$threads_intra, config$encoding)
   predict_tiles(spec$model, spec$data_dir, config, spec$out_dir)
 }

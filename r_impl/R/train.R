@@ -6,7 +6,8 @@
 # loss, metrics counted in R); the training split's loss per epoch is the mean of the epoch's batch losses; the
 # training split's counted metrics once, at the end (evaluation phase). Everything goes to out_dir in the
 # formats of FORMATS.md.
-# The R reader's arrays go to Keras through to_numpy() (float32, never R doubles), once, at the start of train().
+# R arrays go to Keras through to_numpy() (float32, never R doubles), once, at the start of train() (load_tiles
+# already gives float32 NumPy arrays).
 
 #' The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (v2 cpu.max or v1
 #' cpu.cfs_quota_us), rounded up; at least 1. The affinity comes from Python's os.sched_getaffinity through
@@ -93,7 +94,7 @@ split_metrics <- function(model, probabilities, masks, config) {
 
 #' Rows `positions` (0-based, as the manifest lists them) of a numpy array [n, ...]: Python's x[positions].
 take_rows <- function(x, positions) {
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   # array(): a length-1 R vector would become a Python scalar, and x[scalar] drops the batch axis.
   reticulate::py_get_item(x, np$asarray(array(as.integer(positions)), dtype = "int64"))
 }
@@ -101,7 +102,7 @@ take_rows <- function(x, positions) {
 #' Build, train and evaluate the U-Net; write the worker artifacts to `out_dir`; return the timings.
 #'
 #' `data` is list(train = list(images, masks), val = list(images, masks)) in manifest order: float32 NumPy
-#' arrays (as run_worker hands them over) or R arrays [n, row, col, C] as load_tiles() read them.
+#' arrays (as load_tiles() reads them) or R double arrays [n, row, col, C].
 train <- function(config, manifest, data, out_dir) {
   now <- function() as.numeric(Sys.time())
   timings <- list()

@@ -35,24 +35,22 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
   n_tiles <- sum(vapply(c("train", "val", "test"), function(split) length(manifest[[split]]), integer(1)))
   config <- check_config(read_config(config_path), n_tiles)
   threads <- set_determinism(config)$threads_intra  # before any TensorFlow op
-  prepare_readers(threads)  # libraries load at start-up in both languages
+  prepare_readers(threads, config$encoding)  # libraries load at start-up in both languages
   ready <- now()
   origin <- if (is.null(launched_at)) started else launched_at
   timings <- list(start_to_ready = ready - origin)
 
   log_progress(out_dir, "phase data")
   t <- now()
-  np <- reticulate::import("numpy", convert = FALSE)
+  np <- py_module("numpy")
   check_files(manifest)  # refuse a tile changed since the manifest was made, by name
   splits <- list()
   hashes <- list()
   for (split in c("train", "val")) {
-    tiles <- load_tiles(manifest$data_dir, manifest[[split]], config)
-    # The one rounding to float32, here, once per split: hashing, saving and training all use these arrays
-    # (slicing the R arrays tile by tile and converting each was 20 times slower).
-    images <- to_numpy(tiles$images)
-    masks <- to_numpy(array(tiles$masks, dim = dim(tiles$masks)[1:3]))
-    splits[[split]] <- list(images = images, masks = np$expand_dims(masks, -1L))
+    # float32 NumPy arrays in C order, as Python's: hashing, saving and training all use them.
+    splits[[split]] <- load_tiles(manifest$data_dir, manifest[[split]], config)
+    images <- splits[[split]]$images
+    masks <- np$squeeze(splits[[split]]$masks, -1L)  # a view [n, row, col], as Python's masks[k, :, :, 0]
     for (k in seq_along(manifest[[split]])) {
       hashes[[as.character(manifest[[split]][k])]] <- list(
         image = array_sha256(reticulate::py_get_item(images, k - 1L)),  # 0-based, as Python's images[k]

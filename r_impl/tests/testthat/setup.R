@@ -9,9 +9,7 @@ sys <- reticulate::import("sys", convert = FALSE)
 sys$path$insert(0L, root)
 Sys.setenv(TF_CPP_MIN_LOG_LEVEL = "2")
 
-#' A module of the Python side (python_impl, parity), not converted: arrays stay NumPy.
-py_module <- function(name) reticulate::import(name, convert = FALSE)
-
+# py_module(name) (r_impl/R/artifacts.R) gives the Python side's modules (python_impl, parity), not converted.
 #' Whether two NumPy arrays have the same shape, dtype and bytes (the parity bar).
 py_bits_equal <- function(a, b) {
   np <- reticulate::import("numpy", convert = FALSE)
