@@ -14,4 +14,4 @@ status <- tryCatch({
   message("error: ", conditionMessage(e))
   1L
 })
-quit(status = status, save = "no")
+exit_now(status)  # r_impl/worker.R: without Python's teardown

@@ -16,6 +16,19 @@ source_r_impl <- function(r_dir) {
   invisible(files)
 }
 
+#' End this Rscript process with `status`. Every file is written and closed by then; when Python runs in the
+#' process, it leaves through os._exit, without the teardown of Python and TensorFlow that R's own exit starts
+#' (about 1.4 s of a worker's wall time), after removing R's session folder as R's exit would.
+exit_now <- function(status) {
+  if (reticulate::py_available(initialize = FALSE)) {
+    flush(stdout())
+    flush(stderr())
+    unlink(tempdir(), recursive = TRUE)
+    reticulate::import("os")$`_exit`(as.integer(status))
+  }
+  quit(status = status, save = "no")
+}
+
 #' Parse the worker's arguments, source the R twin and run it; returns the exit status (never quits).
 worker_main <- function(args, entry_dir = getwd()) {
   usage <- "usage: worker.R --config C --manifest M --out DIR [--r-dir DIR]"
@@ -67,5 +80,5 @@ if (sys.nframe() == 0L) {
   file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
   entry_dir <- if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else getwd()
   .r_impl_dir <- entry_dir
-  quit(status = worker_main(commandArgs(trailingOnly = TRUE), entry_dir), save = "no")
+  exit_now(worker_main(commandArgs(trailingOnly = TRUE), entry_dir))
 }

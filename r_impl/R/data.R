@@ -171,8 +171,9 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
   if (meta$geotiff) {
-    # A finite sum proves every value finite, as for the images (R only; numpy's isfinite is cheap).
-    if (!is.finite(sum(raw))) {
+    # A finite sum proves every value finite, as for the images; only a sum that is not (NA, or an overflow of
+    # huge finite values) needs the full check (R only; numpy's isfinite is cheap).
+    if (!is.finite(sum(raw)) && !all(is.finite(raw))) {
       data_error(sprintf("%s: NaN/infinite/nodata values in the mask; fill or remove the tile", path))
     }
     # R: swap [col, row] to [row, col] (see read_file).
