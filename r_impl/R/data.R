@@ -99,7 +99,7 @@ read_file <- function(path) {
         # to [row, col] waits until after resizing, where it moves fewer values.
         v <- terra::values(r, mat = FALSE)
         dim(v) <- c(terra::ncol(r), terra::nrow(r), terra::nlyr(r))
-        list(v, terra::nlyr(r), terra::datatype(r)[1])
+        list(v, terra::nlyr(r), terra::datatype(r, bylyr = FALSE))
       } else {
         bytes <- readBin(path, "raw", n = file.size(path))
         # libjpeg only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
@@ -244,32 +244,35 @@ read_tile <- function(data_dir, tile_id, config) {
 #' Read `tile_ids` in the given order: list(images = float32 NumPy [n, row, col, C], masks = float32 NumPy
 #' [n, row, col, 1]), as the Python twin returns them.
 #'
-#' Each tile's R doubles go to NumPy as it is read, rounded to float32 and laid out in C order there (one pass,
-#' as to_numpy rounds), and NumPy stacks them, as Python's np.stack. An [n, row, col, C] R array filled tile by
-#' tile cost more than the reading at 448 x 448 (a 357 MB vector written with a stride of n, then handed over in
-#' Fortran order, which made every later slice, hashes and batches, copy).
+#' The arrays are allocated once, at the first tile's size, and each tile's R doubles are written into them as
+#' read: NumPy rounds them to float32 in that one assignment (to_numpy's rounding) and lays them out in C order.
+#' An R array filled tile by tile, then handed over, cost more than the reading at 448 x 448 (a 357 MB vector
+#' written with a stride of n, in Fortran order); a float32 copy per tile and np.stack after them cost twice the
+#' memory and, at paper-r, a third of R's data phase in page faults.
 load_tiles <- function(data_dir, tile_ids, config) {
   np <- py_module("numpy")
-  images <- vector("list", length(tile_ids))
-  masks <- vector("list", length(tile_ids))
-  for (k in seq_along(tile_ids)) {
-    tile <- read_tile(data_dir, tile_ids[k], config)
-    if (k > 1L && any(dim(tile$image) != dim(first))) {
-      data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
-                         as.integer(tile_ids[k]), dim(tile$image)[1], dim(tile$image)[2], as.integer(tile_ids[1]),
-                         dim(first)[1], dim(first)[2]))
-    }
-    if (k == 1L) first <- tile$image
-    images[[k]] <- np$ascontiguousarray(tile$image, dtype = "float32")
-    masks[[k]] <- np$ascontiguousarray(tile$mask, dtype = "float32")
-  }
-  if (length(tile_ids) == 0L) {
+  n <- length(tile_ids)
+  if (n == 0L) {
     size <- if (is.null(config$tile_size)) 0L else as.integer(config$tile_size)
     channels <- if (is.null(config$input_channels)) 3L else as.integer(config$input_channels)
     return(list(images = np$zeros(list(0L, size, size, channels), dtype = "float32"),
                 masks = np$zeros(list(0L, size, size, 1L), dtype = "float32")))
   }
-  list(images = np$stack(images), masks = np$expand_dims(np$stack(masks), -1L))
+  for (k in seq_len(n)) {
+    tile <- read_tile(data_dir, tile_ids[k], config)
+    if (k == 1L) {
+      first <- dim(tile$image)
+      images <- np$empty(as.list(c(n, first)), dtype = "float32")
+      masks <- np$empty(as.list(c(n, first[1:2])), dtype = "float32")
+    } else if (any(dim(tile$image) != first)) {
+      data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
+                         as.integer(tile_ids[k]), dim(tile$image)[1], dim(tile$image)[2], as.integer(tile_ids[1]),
+                         first[1], first[2]))
+    }
+    reticulate::py_set_item(images, k - 1L, tile$image)  # 0-based, as Python's images[k] = ...
+    reticulate::py_set_item(masks, k - 1L, tile$mask)
+  }
+  list(images = images, masks = np$expand_dims(masks, -1L))
 }
 
 #' An R double array as a float32 numpy array, same index meaning ([n, i, j, c] in R is [n-1, i-1, j-1, c-1]).

@@ -10,11 +10,11 @@ MANIFEST_VERSION <- 1L
 
 #' sha256 of a file's bytes (hex).
 file_sha256 <- function(path) {
-  hashlib <- py_module("hashlib")
-  f <- py_module("builtins")$open(path, "rb")
+  f <- py_attr("builtins", "open")(path, "rb")
   on.exit(f$close())
   # file_digest (Python >= 3.11) hashes the file in blocks, without a copy of it as a bytes object: half the time.
-  digest <- if (reticulate::py_has_attr(hashlib, "file_digest")) hashlib$file_digest(f, "sha256") else
+  hashlib <- py_module("hashlib")
+  digest <- if (reticulate::py_has_attr(hashlib, "file_digest")) py_attr("hashlib", "file_digest")(f, "sha256") else
     hashlib$sha256(f$read())
   reticulate::py_to_r(digest$hexdigest())
 }

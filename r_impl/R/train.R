@@ -94,9 +94,8 @@ split_metrics <- function(model, probabilities, masks, config) {
 
 #' Rows `positions` (0-based, as the manifest lists them) of a numpy array [n, ...]: Python's x[positions].
 take_rows <- function(x, positions) {
-  np <- py_module("numpy")
   # array(): a length-1 R vector would become a Python scalar, and x[scalar] drops the batch axis.
-  reticulate::py_get_item(x, np$asarray(array(as.integer(positions)), dtype = "int64"))
+  reticulate::py_get_item(x, py_attr("numpy", "asarray")(array(as.integer(positions)), dtype = "int64"))
 }
 
 #' Build, train and evaluate the U-Net; write the worker artifacts to `out_dir`; return the timings.
