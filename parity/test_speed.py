@@ -55,9 +55,13 @@ def test_bench_measures_plain_fit_probe_and_ratios(tmp_path, capsys):
 
     out = tmp_path / "bench.json"
     rc = cli.main(["bench", "--preset", "smoke", "--set", "epochs=1", "--impls", "python,r-rscript",
-                   "--repeats", "1", "--reports-dir", str(tmp_path / "reports"), "--json", str(out)])
+                   "--repeats", "2", "--reports-dir", str(tmp_path / "reports"), "--json", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
+    # The plain fits run between the workers' repeats, not after all of them.
+    at = [printed.index(line) for line in ("worker r-rscript-r1: done", "plain model.fit 1/2",
+                                            "worker python-r2: starting", "plain model.fit 2/2")]
+    assert at == sorted(at), printed
     doc = json.loads(out.read_text())
     assert set(doc["ratios"]) == {"training_over_plain_fit", "r_over_python_training", "r_over_python_data",
                                   "metrics_over_training"}

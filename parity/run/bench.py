@@ -1,7 +1,8 @@
 """``tailings-parity bench``: how fast the workers train, against what a user would write and what the machine can do.
 
 In one invocation, for a preset and workers: (a) a plain ``model.fit`` of the same model, tiles, batch size,
-epochs and threads in Python, the reference a user would write; (b) every worker's phases, repeated (a normal
+epochs and threads in Python, the reference a user would write, once after each repeat of the workers (so that
+a machine that slows down or speeds up during the bench affects both alike); (b) every worker's phases, repeated (a normal
 ``run`` with ``--repeats``: medians, min, max); (c) the machine's peak, measured in the same invocation by a
 TensorFlow float32 matmul probe with the same threads. Writes ``bench.json`` into the run folder (the run's
 report then shows it) and prints a table; ``--json FILE`` writes the same document to FILE.
@@ -198,13 +199,16 @@ def main(args) -> int:
         return exit_status(exc) if isinstance(exc, ParityError) else 2
     printer = runner.Printer()
     try:
-        run_dir = runner.run_parity(config, impls, repeats=args.repeats, reports_dir=args.reports_dir,
-                                    printer=printer, command=["tailings-parity", "bench"] + sys.argv[2:])
         timeout = float(config["worker_timeout_s"])
         plain = []
-        for k in range(args.repeats):
-            printer(f"plain model.fit {k + 1}/{args.repeats}")
+
+        def plain_fit(run_dir, repeat):  # after each repeat's workers: drift of the machine hits both alike
+            printer(f"plain model.fit {repeat}/{args.repeats}")
             plain.append(_run_child("plain-fit", run_dir, timeout))
+
+        run_dir = runner.run_parity(config, impls, repeats=args.repeats, reports_dir=args.reports_dir,
+                                    printer=printer, command=["tailings-parity", "bench"] + sys.argv[2:],
+                                    after_repeat=plain_fit)
         printer("matmul probe")
         probe = _run_child("probe", run_dir, 300)
         from parity.artifacts.folder import RunFolder

@@ -283,14 +283,16 @@ class Printer:
 def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[int] | None = None,
                reports_dir: Path | str | None = None, r_dir: Path | str | None = None,
                tolerances: dict | None = None, printer: Printer | None = None,
-               command: list[str] | None = None, executor=None, dataset: CheckedData | None = None) -> Path:
+               command: list[str] | None = None, executor=None, dataset: CheckedData | None = None,
+               after_repeat=None) -> Path:
     """Run the whole parity run; returns the run folder (its INCOMPLETE marker gone only on success).
 
     ``config`` is the resolved config; ``seeds`` only in statistical mode; ``r_dir`` a patched copy of
     ``r_impl/R`` for the R workers (the mistake fixtures); ``executor`` (parity/run/executor.py) runs the
     workers as jobs (``--parallel``, ``--scheduler``), None one after another here. ``dataset``: what
     ``check_run_inputs`` found (it runs here when not given); a config mistake or unusable data stops the run
-    before its folder exists.
+    before its folder exists. ``after_repeat(run_dir, repeat)``, if given, runs once every worker of a repeat
+    has run (``bench``: its plain fits between the workers' repeats, so that both see the same machine).
     """
     from parity.env import REPORTS_DIR
 
@@ -305,7 +307,7 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
     printer(f"run folder {run_dir}")
     try:
         _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run, executor,
-                dataset)
+                dataset, after_repeat)
     except KeyboardInterrupt:
         mark_incomplete(run_dir, "interrupted")
         raise
@@ -319,10 +321,10 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
 
 
 def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, t_run, executor=None,
-            dataset=None):
+            dataset=None, after_repeat=None):
     harness, setups = prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command,
                                   dataset)
-    run_workers(run_dir, harness, setups, config, printer, executor)
+    run_workers(run_dir, harness, setups, config, printer, executor, after_repeat)
     check_worker_space(run_dir, harness)
     finish_run(run_dir, harness, config, printer, t_run)
 
@@ -385,9 +387,10 @@ def worker_jobs(run_dir, harness, setups, config) -> list:
             for seed, cfg_path, man_path in setups for rep in range(1, repeats + 1) for impl in harness["impls"]]
 
 
-def run_workers(run_dir, harness, setups, config, printer, executor=None) -> None:
+def run_workers(run_dir, harness, setups, config, printer, executor=None, after_repeat=None) -> None:
     """Run every worker of the run one after another here, or as jobs of ``executor``; their records go to
-    ``harness["workers"]``."""
+    ``harness["workers"]``. ``after_repeat(run_dir, repeat)`` runs after the last worker of each repeat (of the
+    first seed), or after all of them with an executor."""
     from parity.run.workers import spawn_worker
 
     t = time.time()
@@ -398,8 +401,10 @@ def run_workers(run_dir, harness, setups, config, printer, executor=None) -> Non
         harness["executor"] = executor.describe()
         harness["workers"] = run_jobs(executor, jobs, printer)
         harness["phases"]["workers"] = time.time() - t
+        for rep in range(1, harness["repeats"] + 1) if after_repeat else ():
+            after_repeat(run_dir, rep)
         return
-    for job in jobs:
+    for k, job in enumerate(jobs):
         printer(f"worker {job.key}: starting")
         res = spawn_worker(job.impl, job.config_path, job.manifest_path, job.out_dir, timeout_s=job.timeout_s,
                            r_dir=job.r_dir, on_progress=printer.worker(job.key))
@@ -408,6 +413,11 @@ def run_workers(run_dir, harness, setups, config, printer, executor=None) -> Non
         harness["workers"].append(rec)
         printer(f"worker {job.key}: {'done' if res.ok else 'FAILED'} in {res.wall_s:.1f}s"
                 + ("" if res.ok else f": {res.error}"))
+        last_of_repeat = k + 1 == len(jobs) or (jobs[k + 1].seed, jobs[k + 1].repeat) != (job.seed, job.repeat)
+        if after_repeat and last_of_repeat and job.seed == jobs[0].seed:
+            t_other = time.time()
+            after_repeat(run_dir, job.repeat)
+            t += time.time() - t_other  # the workers' phase times the workers only
     harness["phases"]["workers"] = time.time() - t
 
 
