@@ -241,8 +241,8 @@ def load_tiles(data_dir: Path | str, tile_ids, config: dict) -> tuple[np.ndarray
             images = np.empty((len(tile_ids), *image.shape), np.float32)
             masks = np.empty((len(tile_ids), *mask.shape), np.float32)
         elif image.shape != images.shape[1:]:
-            raise DataError(f"tile {tile_id}: size {image.shape[:2]} differs from tile {tile_ids[0]} "
-                            f"{images.shape[1:3]}; set tile_size to resize all tiles to one size")
+            raise DataError(f"tile {tile_id}: size {image.shape[0]} x {image.shape[1]} differs from tile "
+                            f"{tile_ids[0]} ({images.shape[1]} x {images.shape[2]}); set tile_size to resize all tiles")
         images[k] = image
         masks[k] = mask
     return images, masks[..., None]

@@ -58,6 +58,19 @@ def test_load_tiles_shapes_ranges_and_binary_masks(synth):
         assert set(np.unique(masks)) <= {0.0, 1.0} and masks.sum() > 0
 
 
+def test_load_tiles_refuses_a_tile_of_another_size_by_name(tmp_path):
+    # tile_size = 0 keeps the tiles' own sizes; the arrays are allocated at the first tile's (R: test-data.R).
+    make_synthetic(tmp_path / "a", count=3, size=24, seed=3)
+    make_synthetic(tmp_path / "b", count=4, size=32, seed=3)
+    for rel in ("img_tiff/img_3.tif", "mask_tiff/mask_3.tif", "img/img_3.jpeg", "mask/mask_3.jpeg"):
+        (tmp_path / "a" / rel).write_bytes((tmp_path / "b" / rel).read_bytes())
+    for encoding in ("geotiff", "jpeg"):
+        images, _ = load_tiles(tmp_path / "a", [2, 0, 1], dict(CONFIG, encoding=encoding))
+        assert images.shape == (3, 24, 24, 3)
+        with pytest.raises(DataError, match=r"tile 3: size 32 x 32 differs from tile 0 \(24 x 24\); set tile_size"):
+            load_tiles(tmp_path / "a", [0, 3], dict(CONFIG, encoding=encoding))
+
+
 def test_geotiff_rule_rgb_is_b4_b3_b2_times_3_clipped(synth):
     image, _ = read_tile(synth, 2, CONFIG)
     with rasterio.open(tile_paths(synth, 2, "geotiff")[0]) as src:

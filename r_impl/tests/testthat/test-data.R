@@ -17,3 +17,27 @@ test_that("readJPEG's doubles are byte / 255 and give the bytes back", {
   expect_identical(jpeg_bytes(decoded$values), bytes * 1)
   expect_identical(c(decoded$meta$height, decoded$meta$width, decoded$meta$bands), c(256L, 512L, 3L))
 })
+
+# load_tiles writes each tile into arrays allocated at the first tile's size: the same bits as Python's, in both
+# encodings, and a tile of another size stops it by name (tile_size = 0 keeps the tiles' own sizes).
+test_that("load_tiles gives Python's arrays and refuses a tile of another size by name", {
+  dir <- tempfile("tiles")
+  synthetic <- py_module("parity.data.synthetic")
+  synthetic$make_synthetic(file.path(dir, "a"), count = 3L, size = 24L, seed = 3L)
+  synthetic$make_synthetic(file.path(dir, "b"), count = 4L, size = 32L, seed = 3L)
+  for (rel in c("img_tiff/img_3.tif", "mask_tiff/mask_3.tif", "img/img_3.jpeg", "mask/mask_3.jpeg")) {
+    file.copy(file.path(dir, "b", rel), file.path(dir, "a", rel))
+  }
+  python <- py_module("python_impl.data")
+  for (encoding in c("geotiff", "jpeg")) {
+    config <- list(encoding = encoding, tile_size = 0L, input_channels = 3L)
+    r <- load_tiles(file.path(dir, "a"), c(2L, 0L, 1L), config)
+    py <- python$load_tiles(file.path(dir, "a"), list(2L, 0L, 1L), reticulate::r_to_py(config))
+    expect_true(py_bits_equal(r$images, reticulate::py_get_item(py, 0L)))
+    expect_true(py_bits_equal(r$masks, reticulate::py_get_item(py, 1L)))
+    expect_identical(reticulate::py_to_r(r$images$shape), list(3L, 24L, 24L, 3L))
+    expect_error(load_tiles(file.path(dir, "a"), c(0L, 3L), config),
+                 "tile 3: size 32 x 32 differs from tile 0 \\(24 x 24\\); set tile_size", class = "data_error")
+  }
+  unlink(dir, recursive = TRUE)
+})
