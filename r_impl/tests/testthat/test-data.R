@@ -38,6 +38,28 @@ test_that("load_tiles gives Python's arrays and refuses a tile of another size b
     expect_identical(reticulate::py_to_r(r$images$shape), list(3L, 24L, 24L, 3L))
     expect_error(load_tiles(file.path(dir, "a"), c(0L, 3L), config),
                  "tile 3: size 32 x 32 differs from tile 0 \\(24 x 24\\); set tile_size", class = "data_error")
+    # Resized: tiles of two sizes cannot share a terra stack (GeoTIFF), so that stack is read tile by tile.
+    config$tile_size <- 16L
+    r <- load_tiles(file.path(dir, "a"), c(0L, 1L, 3L, 2L), config)
+    py <- python$load_tiles(file.path(dir, "a"), list(0L, 1L, 3L, 2L), reticulate::r_to_py(config))
+    expect_true(py_bits_equal(r$images, reticulate::py_get_item(py, 0L)))
+    expect_true(py_bits_equal(r$masks, reticulate::py_get_item(py, 1L)))
   }
   unlink(dir, recursive = TRUE)
+})
+
+# A broken GeoTIFF tile inside a terra stack (read_geotiff_tiles): load_tiles stops with read_tile's message for
+# that tile, naming it and the fault, as when it is read alone.
+test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile does", {
+  fixtures <- py_module("parity.data.fixtures")
+  bad <- reticulate::py_to_r(fixtures$BAD_TILE)
+  config <- list(encoding = "geotiff", tile_size = 0L, input_channels = 3L)
+  for (kind in c("nan_geotiff", "nodata_mask", "int_geotiff", "narrow_geotiff", "missing_mask")) {
+    dir <- reticulate::py_to_r(reticulate::py_str(fixtures$make_fixture(kind, tempfile(kind))))
+    alone <- tryCatch(read_tile(dir, bad, config), data_error = conditionMessage)
+    expect_true(is.character(alone) && startsWith(alone, sprintf("tile %d: ", bad)), label = kind)
+    expect_error(load_tiles(dir, c(1L, 2L, bad, 0L), config), alone, fixed = TRUE, class = "data_error",
+                 label = kind)
+    unlink(dir, recursive = TRUE)
+  }
 })
