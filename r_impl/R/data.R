@@ -192,8 +192,11 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
     dim(values) <- dim(cells)
     return((values > rules$geotiff_mask_threshold) * 1)
   }
-  values <- jpeg_bytes(resize_nearest(raw, tile_size)[, , 1])
-  (values > rules$jpeg_mask_threshold) * 1
+  # R: byte > threshold is byte / 255 > floor(threshold) / 255 (readJPEG's values are byte / 255, exactly), which
+  # skips getting the bytes back; the one band's axis goes after the comparison, on values no one else holds.
+  values <- resize_nearest(raw, tile_size) > floor(rules$jpeg_mask_threshold) / 255
+  dim(values) <- dim(values)[1:2]
+  values * 1
 }
 
 #' 0-based nearest-neighbour source indices: floor((2 * i + 1) * size_in / (2 * size_out)).
@@ -331,8 +334,10 @@ read_geotiff_tiles <- function(data_dir, tile_ids, config) {
     list(values = terra::values(r, mat = FALSE), layers = layers, datatypes = terra::datatype(r, bylyr = FALSE),
          starts = (cumsum(layers) - layers) * terra::ncell(r), height = terra::nrow(r), width = terra::ncol(r))
   }, warning = function(w) stop(conditionMessage(w), call. = FALSE)), error = function(e) NULL)
-  # One finite sum for the whole stack (see image_values); a stack that is not finite is read tile by tile.
-  if (is.null(stack) || length(stack$layers) != length(paths) || !is.finite(sum(stack$values))) return(NULL)
+  # One check for the whole stack that every value is finite: a sum of squares (BLAS, half the time of sum()'s
+  # long doubles) is NaN or infinite if any value is (or if huge values overflow: then read_tile checks them).
+  # A stack that is not finite is read tile by tile, which names the tile.
+  if (is.null(stack) || length(stack$layers) != length(paths) || !is.finite(crossprod(stack$values)[1])) return(NULL)
   size <- if (is.null(config$tile_size)) 0 else config$tile_size
   channels <- if (is.null(config$input_channels)) 3 else config$input_channels
   rules <- config_rules(config)

@@ -18,6 +18,19 @@ test_that("readJPEG's doubles are byte / 255 and give the bytes back", {
   expect_identical(c(decoded$meta$height, decoded$meta$width, decoded$meta$bands), c(256L, 512L, 3L))
 })
 
+# mask_values compares readJPEG's doubles with floor(threshold) / 255 instead of getting the bytes back: the same
+# masks as byte > threshold (Python's rule) for every byte, at whole and fractional thresholds.
+test_that("a JPEG mask's byte / 255 against floor(threshold) / 255 is byte > threshold", {
+  bytes <- 0:255
+  raw <- array(bytes / 255, c(16L, 16L, 1L))
+  meta <- list(bands = 1L, geotiff = FALSE)
+  for (threshold in c(-1, 0, 0.5, 126.5, 127, 200.99, 254, 255, 300)) {
+    rules <- list(jpeg_mask_threshold = threshold)
+    expect_identical(mask_values(raw, meta, "mask.jpeg", 0, rules), matrix((bytes > threshold) * 1, 16L, 16L),
+                     label = paste("threshold", threshold))
+  }
+})
+
 # load_tiles writes each tile into arrays allocated at the first tile's size: the same bits as Python's, in both
 # encodings, and a tile of another size stops it by name (tile_size = 0 keeps the tiles' own sizes).
 test_that("load_tiles gives Python's arrays and refuses a tile of another size by name", {
