@@ -24,6 +24,7 @@ PY_DIR = PROJECT_ROOT / "python_impl"
 ONE_LANGUAGE = {
     ("artifacts", "py_module"): "R: a Python module imported once (reticulate::import costs ~1 ms a call; Python caches)",
     ("artifacts", "py_attr"): "R: a module's function looked up once (reticulate's `$` wraps it in R at each call)",
+    ("artifacts", "row_sha256"): "R: array_sha256 of every tile in one call (0.4 ms of reticulate calls a tile)",
     ("config", "project_root"): "R: sourced files do not know their own path (Python has PROJECT_ROOT)",
     ("config", "config_error"): "R: signals a condition of class config_error (Python raises ConfigError)",
     ("data", "data_error"): "R: signals a condition of class data_error (Python raises DataError)",

@@ -76,6 +76,15 @@ array_sha256 <- function(array) {
   reticulate::py_to_r(py_attr("hashlib", "sha256")(contiguous$data)$hexdigest())
 }
 
+#' array_sha256 of every `array[k]` along the first axis, as a character vector, in three calls into Python
+#' (R only: array_sha256 per tile costs about 0.4 ms of reticulate calls, 0.07 s for the ci tiles).
+row_sha256 <- function(array) {
+  contiguous <- py_attr("numpy", "ascontiguousarray")(array, dtype = "float32")
+  digests <- py_attr("builtins", "map")(py_attr("hashlib", "sha256"), contiguous)  # rows: C-contiguous float32
+  hexes <- py_attr("builtins", "map")(py_attr("operator", "methodcaller")("hexdigest"), digests)
+  as.character(reticulate::py_to_r(py_attr("builtins", "list")(hexes)))
+}
+
 #' Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NULL where unavailable.
 peak_memory_mb <- function() {
   lines <- tryCatch(readLines("/proc/self/status"), error = function(e) character(0), warning = function(w) character(0))

@@ -49,12 +49,10 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
   for (split in c("train", "val")) {
     # float32 NumPy arrays in C order, as Python's: hashing, saving and training all use them.
     splits[[split]] <- load_tiles(manifest$data_dir, manifest[[split]], config)
-    images <- splits[[split]]$images
-    masks <- np$squeeze(splits[[split]]$masks, -1L)  # a view [n, row, col], as Python's masks[k, :, :, 0]
+    image_hashes <- row_sha256(splits[[split]]$images)  # array_sha256 of each tile, as Python's images[k]
+    mask_hashes <- row_sha256(np$squeeze(splits[[split]]$masks, -1L))  # as Python's masks[k, :, :, 0]
     for (k in seq_along(manifest[[split]])) {
-      hashes[[as.character(manifest[[split]][k])]] <- list(
-        image = array_sha256(reticulate::py_get_item(images, k - 1L)),  # 0-based, as Python's images[k]
-        mask = array_sha256(reticulate::py_get_item(masks, k - 1L)))
+      hashes[[as.character(manifest[[split]][k])]] <- list(image = image_hashes[k], mask = mask_hashes[k])
     }
   }
   save_json(hashes, file.path(out_dir, "input_hashes.json"))
