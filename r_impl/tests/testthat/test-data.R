@@ -61,6 +61,30 @@ test_that("load_tiles gives Python's arrays and refuses a tile of another size b
   unlink(dir, recursive = TRUE)
 })
 
+# terra reverses the rows of a south-up GeoTIFF (positive pixel height) where rasterio reads them as stored;
+# read without georeferencing (geotiff_rast), R gets the stored order too, in a stack and alone.
+test_that("a south-up GeoTIFF reads as Python reads it", {
+  dir <- tempfile("southup")
+  synthetic <- py_module("parity.data.synthetic")
+  synthetic$make_synthetic(dir, count = 3L, size = 24L, seed = 4L)
+  np <- py_module("numpy")
+  affine <- reticulate::import("rasterio.transform", convert = FALSE)$Affine
+  south_up <- affine(0.001, 0, -50, 0, 0.001, -6)
+  tile <- synthetic$make_tile(4L, 1L, 24L)
+  synthetic$write_geotiff(file.path(dir, "img_tiff", "img_1.tif"), reticulate::py_get_item(tile, 0L), south_up)
+  mask <- np$expand_dims(np$asarray(reticulate::py_get_item(tile, 1L), dtype = "uint8"), 0L)
+  synthetic$write_geotiff(file.path(dir, "mask_tiff", "mask_1.tif"), mask, south_up)
+  config <- list(encoding = "geotiff", tile_size = 0L, input_channels = 3L)
+  python <- py_module("python_impl.data")
+  py <- python$load_tiles(dir, list(0L, 1L, 2L), reticulate::r_to_py(config))
+  r <- load_tiles(dir, c(0L, 1L, 2L), config)
+  expect_true(py_bits_equal(r$images, reticulate::py_get_item(py, 0L)))
+  expect_true(py_bits_equal(r$masks, reticulate::py_get_item(py, 1L)))
+  alone <- read_tile(dir, 1L, config)
+  expect_true(py_bits_equal(to_numpy(alone$image), reticulate::py_get_item(reticulate::py_get_item(py, 0L), 1L)))
+  unlink(dir, recursive = TRUE)
+})
+
 # A broken GeoTIFF tile inside a terra stack (read_geotiff_tiles): load_tiles stops with read_tile's message for
 # that tile, naming it and the fault, as when it is read alone.
 test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile does", {
