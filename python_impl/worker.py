@@ -45,8 +45,10 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     # hand refuses a bad config as `run` does, before it trains.
     n_tiles = sum(len(manifest[split]) for split in ("train", "val", "test"))
     config = config_mod.check_config(config_mod.read_config(config_path), n_tiles)
+    # Libraries load at start-up in both languages; the readers first, as R's twin does (it loads terra while
+    # TensorFlow imports on a Python thread).
+    data.prepare_readers(train.resolve_threads(config)["threads_intra"], config["encoding"])
     threads = train.set_determinism(config)["threads_intra"]  # before any TensorFlow op
-    data.prepare_readers(threads, config["encoding"])  # libraries load at start-up in both languages
     ready = time.time()
     timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
 

@@ -38,6 +38,7 @@ ONE_LANGUAGE = {
     ("metrics", "metric_ratio"): "R: Python's private _ratio (R has no private functions)",
     ("train", "take_rows"): "R: Python's x[positions] on a NumPy array, through reticulate",
     ("unet", "unet_builder"): "R: Python's private _Builder class (R has no classes of that kind)",
+    ("worker", "import_in_background"): "R: TensorFlow imports on a Python thread while R loads terra (3-4 s each)",
     ("worker", "main"): "Python: the command line of `python -m python_impl.worker` (R's is worker_main in r_impl/worker.R)",
 }
 
