@@ -27,9 +27,9 @@ check_python <- function() {
 #'
 #' R only: Python's worker has nothing to do while TensorFlow imports (3-4 s); R loads its own readers then (terra:
 #' 3-4 s, its C++ modules), on R's thread, while reticulate lets Python threads run (reticulate >= 1.39, when it
-#' started Python). Under rpy2 R runs holding Python's lock, and the importing thread made terra's loading wait
-#' on it (3 -> 7 s): there the import waits. One thread imports, so the modules import as they would on the main
-#' thread. Measured (Rscript, GeoTIFF): start-up 10.2-10.8 s -> 6.1-6.8 s.
+#' started Python). Under rpy2, R's event callbacks take Python's lock, and beside the importing thread terra's
+#' loading took 5-7 s instead of 2-3 s: there the import waits. One thread imports, so the modules import as they
+#' would on the main thread. Measured (Rscript, GeoTIFF): start-up 10.2-10.8 s -> 6.1-6.8 s.
 import_in_background <- function(module) {
   started_here <- tryCatch(reticulate:::was_python_initialized_by_reticulate(), error = function(e) FALSE)
   if (!isTRUE(started_here)) return(NULL)
