@@ -69,6 +69,11 @@ def test_failed_worker_is_named_at_its_stage(smoke_run, tmp_path):
     pair = compare.compare_pair(ref, compare.WorkerFolder(dead, "r-rscript"), "strict")
     assert pair["first_divergence"]["stage"] == "architecture"
     assert "8.0" in pair["first_divergence"]["summary"]
+    # The run's line says FAILED, not DIVERGED: a worker that died is no divergence between the languages.
+    doc = {"workers": ["python", "r-rscript"], "mode": "strict", "pairs": [pair]}
+    verdict = compare.verdict_of(doc)
+    assert not verdict["ok"] and verdict["verdict"].startswith("FAILED: worker r-rscript failed in phase build: ")
+    assert "DIVERGED" not in verdict["verdict"] and "worker_output.log" in verdict["verdict"]
 
 
 def _with_val(src, dest, iou, loss):

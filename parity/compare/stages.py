@@ -511,13 +511,13 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
             s, w, st, fail_idx = failed_stage
             if stage == s:
                 stages.append(_result(stage, "failed",
-                                      f"worker {w.name} failed in phase {st.get('phase')}: "
+                                      f"worker {w.name} failed in phase {st.get('phase') or 'start'}: "
                                       f"{_one_line(st.get('error'))}", location=f"worker {w.name}",
                                       returncode=st.get("returncode"), stderr_tail=st.get("stderr_tail")))
                 continue
             if PHASE_ORDER.index(STAGE_PHASE[stage]) >= fail_idx:
                 stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed in phase "
-                                                        f"{st.get('phase')}"))
+                                                        f"{st.get('phase') or 'start'}"))
                 continue
         gone = missing_evidence(stage, ref, cand)
         if gone is not None:  # no verdict without evidence: a required file that is missing fails its stage
@@ -661,6 +661,11 @@ def verdict_of(doc: dict) -> dict:
                                       for p in pairs for s in p["stages"]) else "within tolerance"
         return {"ok": True, "first_divergence": None,
                 "verdict": f"PARITY: {word} across {names} ({mode}, {n} worker{'s' if n != 1 else ''})"}
+    if first is not None and first.get("verdict") == "failed":
+        # A worker that failed is no divergence: say FAILED (as a sweep's cell does), its error, and where to look.
+        return {"ok": False, "first_divergence": first,
+                "verdict": f"FAILED: {first['summary']} (its whole output: worker_output.log in its folder under "
+                           "workers/; `tailings-parity doctor` checks the R and Python set-up)"}
     if first is None:
         first = rep_first
         prefix = f"NOT REPRODUCIBLE: repeats of {first['reference']} differ"
