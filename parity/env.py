@@ -29,13 +29,29 @@ def default_data_dir() -> Path | None:
     return guess if guess.is_dir() else None
 
 
+def compute_environment(base: dict | None = None) -> dict:
+    """Environment for a process that reads tiles or trains (a worker of either language, bench's plain fit and
+    probe, the cross-loaders): the same in all of them, so that their timings compare. Values already set win.
+
+    NumPy asks the kernel for transparent huge pages on every array of 4 MB or more (madvise); where the kernel
+    then compacts memory on the fault (THP "defrag" = madvise, Debian's and most distributions' default) the first
+    touch of such an array costs more than it saves. Measured here on the data phase (both languages, same
+    minutes): paper-r R 2.45-2.68 -> 1.56-1.66 s, Python 1.30-1.50 -> 0.76-0.82 s; set NUMPY_MADVISE_HUGEPAGE=1
+    to have them back.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    return env
+
+
 def r_environment(base: dict | None = None, python: str | None = None) -> dict:
     """Environment for a process that runs R: the project's R library first, reticulate bound to ``python``.
 
     Values the caller already set (``R_LIBS``, ``RETICULATE_PYTHON``) are kept, with the project library put
     in front of ``R_LIBS``: a user's own library stays reachable, ours wins.
     """
-    env = dict(os.environ if base is None else base)
+    env = compute_environment(base)
     lib = str(project_r_lib())
     libs = [p for p in env.get("R_LIBS", "").split(":") if p]
     if lib not in libs:
@@ -43,7 +59,6 @@ def r_environment(base: dict | None = None, python: str | None = None) -> dict:
     env["R_LIBS"] = ":".join(libs)
     env.setdefault("RETICULATE_PYTHON", python or sys.executable)
     env["TAILINGS_PARITY_ROOT"] = str(PROJECT_ROOT)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # R frees memory in bulk, at its garbage collections (Python frees each array when its last reference goes),
     # and reading tiles allocates several MB per tile: at R's defaults every few tiles cost a collection over R's
     # whole heap (some 2 M objects of terra, methods and reticulate). So R's vector heap starts at 512 MB and grows

@@ -20,6 +20,7 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
         env = json.loads((wdir / "environment.json").read_text())
         assert env["threads_setting"] == ["auto", "auto"]
         assert env["threads_intra"] == env["threads_inter"] == env["available_cores"] >= 1
+        assert env["env"]["NUMPY_MADVISE_HUGEPAGE"] == "0"  # parity.env.compute_environment, in every worker
         metrics = json.loads((wdir / "metrics.json").read_text())
         # Per epoch: train = the mean batch loss only; val counted. Final: both splits counted.
         losses = np.load(wdir / "batch_losses.npy")
@@ -29,6 +30,22 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
             assert {"loss", "iou", "tp", "baseline_accuracy"} <= set(epoch["val"])
         assert metrics["final"]["val"] == metrics["epochs"][-1]["val"]
         assert {"loss", "iou", "f1", "tp", "tn"} <= set(metrics["final"]["train"])
+
+
+def test_compute_processes_get_numpy_without_huge_pages_unless_the_user_asks(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from parity.env import compute_environment
+
+    probe = [sys.executable, "-c", "import numpy._core.multiarray as m; print(m._get_madvise_hugepage())"]
+    madvise = lambda env: subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    numpy_default = madvise(dict(os.environ))  # "True" on Linux >= 4.6
+    assert madvise(compute_environment()) == "False"
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # a user's own setting wins
+    assert madvise(compute_environment()) == numpy_default
 
 
 def test_a_thread_difference_is_named_as_the_likely_cause(smoke_run, tmp_path):

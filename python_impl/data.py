@@ -154,8 +154,8 @@ def image_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int =
 
 def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 0,
                 rules: dict | None = None) -> np.ndarray:
-    """Decoded mask -> float64 (H, W) of exactly 0/1 (``> geotiff_mask_threshold`` or ``> jpeg_mask_threshold``),
-    resized to ``tile_size``."""
+    """Decoded mask -> bool (H, W), True = tailings (``> geotiff_mask_threshold`` or ``> jpeg_mask_threshold``),
+    resized to ``tile_size``; read_tile casts it to float32 1/0."""
     rules = rules or load_rules()
     if meta["bands"] != 1:
         raise DataError(f"{path}: {meta['bands']} band(s), expected a 1-band mask")
@@ -166,9 +166,9 @@ def mask_values(raw: np.ndarray, meta: dict, path: Path | str, tile_size: int = 
         if bad or (nodata is not None and not np.isnan(nodata) and np.any(raw == nodata)):
             raise DataError(f"{path}: NaN/infinite/nodata values in the mask; fill or remove the tile")
         values = resize_nearest(raw[:, :, 0], tile_size)
-        return (values > rules["geotiff_mask_threshold"]).astype(np.float64)
+        return values > rules["geotiff_mask_threshold"]
     values = resize_nearest(raw[:, :, 0], tile_size)
-    return (values > rules["jpeg_mask_threshold"]).astype(np.float64)
+    return values > rules["jpeg_mask_threshold"]
 
 
 def resize_index(size_in: int, size_out: int) -> np.ndarray:

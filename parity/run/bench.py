@@ -89,14 +89,12 @@ def matmul_probe(config_path: str) -> dict:
 
 def _run_child(kind: str, run_dir: Path, timeout_s: float) -> dict:
     """One measurement in a fresh Python process (its own threads, nothing else of the harness loaded)."""
-    import os
-
-    from parity.env import run_child
+    from parity.env import compute_environment, run_child
     from parity.errors import RunError
 
     cmd = [sys.executable, "-m", "parity.run.bench", "--child", kind, str(run_dir / "config.json"),
            str(run_dir / "manifest.json")]
-    child = run_child(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout_s)
+    child = run_child(cmd, compute_environment(), timeout_s)
     lines = [ln for ln in child.stdout.splitlines() if ln.startswith("{")]
     if child.returncode != 0 or not lines:
         tail = "\n".join((child.stderr or "").strip().splitlines()[-8:])

@@ -10,14 +10,13 @@ Reads every finished worker's ``model.keras``, ``inputs_val.npz`` and ``predicti
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from parity.env import R_IMPL_DIR, r_environment, run_child
+from parity.env import R_IMPL_DIR, compute_environment, r_environment, run_child
 
 LOADERS = ("python", "r")
 
@@ -25,7 +24,7 @@ LOADERS = ("python", "r")
 def loader_command(loader: str, spec: Path) -> tuple[list[str], dict]:
     """Command line and environment of one language's loader (a fresh process, like the workers)."""
     if loader == "python":
-        return [sys.executable, "-m", "python_impl.crossload", str(spec)], dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        return [sys.executable, "-m", "python_impl.crossload", str(spec)], compute_environment()
     return ["Rscript", "--vanilla", str(R_IMPL_DIR / "crossload.R"), str(spec)], r_environment(python=sys.executable)
 
 

@@ -176,8 +176,9 @@ image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (rules$jpeg_scale == 255) values else jpeg_bytes(values) / rules$jpeg_scale
 }
 
-#' Decoded mask -> double [row, col] of exactly 0/1 (> geotiff_mask_threshold or > jpeg_mask_threshold),
-#' resized to `tile_size` (0 = keep).
+#' Decoded mask -> logical [row, col], TRUE = tailings (> geotiff_mask_threshold or > jpeg_mask_threshold),
+#' resized to `tile_size` (0 = keep). Kept logical, as Python's bool: numpy turns it into float32 1/0 where it is
+#' handed over (a double copy of the mask here cost 0.5 ms a tile at 448 x 448).
 mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
@@ -190,13 +191,13 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
     cells <- geotiff_cells(meta, tile_size)
     values <- raw[meta$offset + c(cells)]
     dim(values) <- dim(cells)
-    return((values > rules$geotiff_mask_threshold) * 1)
+    return(values > rules$geotiff_mask_threshold)
   }
   # R: byte > threshold is byte / 255 > floor(threshold) / 255 (readJPEG's values are byte / 255, exactly), which
   # skips getting the bytes back; the one band's axis goes after the comparison, on values no one else holds.
   values <- resize_nearest(raw, tile_size) > floor(rules$jpeg_mask_threshold) / 255
   dim(values) <- dim(values)[1:2]
-  values * 1
+  values
 }
 
 #' 0-based nearest-neighbour source indices: floor((2 * i + 1) * size_in / (2 * size_out)).
@@ -236,7 +237,7 @@ to_channels <- function(rgb, input_channels, rules = NULL) {
   data_error(sprintf("input_channels = %s: use 3 (RGB) or 1 (greyscale)", input_channels))
 }
 
-#' Read tile `tile_id`: list(image = double [row, col, C] in [0, 1], mask = double [row, col] of 0/1).
+#' Read tile `tile_id`: list(image = double [row, col, C] in [0, 1], mask = logical [row, col], TRUE = tailings).
 #'
 #' Uses `config` keys encoding, tile_size (0 = keep the tile's size) and input_channels. The values are the
 #' exact doubles that round to Python's float32 (to_numpy does that rounding). Stops with a data_error naming
@@ -310,12 +311,29 @@ load_tiles <- function(data_dir, tile_ids, config) {
                            as.integer(tile_ids[ks[q]]), dim(tile$image)[1], dim(tile$image)[2],
                            as.integer(tile_ids[1]), first[1], first[2]))
       }
-      reticulate::py_set_item(images, ks[q] - 1L, tile$image)  # 0-based, as Python's images[k] = ...
+      put_tile(images, ks[q] - 1L, tile$image)  # 0-based, as Python's images[k] = ...
       reticulate::py_set_item(masks, ks[q] - 1L, tile$mask)
     }
     k <- max(ks) + 1L
   }
   list(images = images, masks = np$expand_dims(masks, -1L))
+}
+
+#' Write the R array `values` [row, col, C] into `stack`[k] (NumPy, float32 [n, row, col, C], k 0-based): NumPy
+#' rounds the doubles to float32 (to_numpy's rounding) and lays them out in C order, one band at a time.
+#'
+#' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over is a transposition; band by
+#' band (each band one contiguous [row, col] plane) it took 2.4-2.7 ms a 448 x 448 tile against 3.1-3.8 ms at once.
+put_tile <- function(stack, k, values) {
+  bands <- dim(values)[3]
+  if (is.na(bands) || bands == 1L) return(reticulate::py_set_item(stack, k, values))
+  all <- py_attr("builtins", "slice")(NULL)  # Python's `:`
+  view <- reticulate::r_to_py(values)
+  for (b in seq_len(bands) - 1L) {
+    band <- reticulate::tuple(all, all, b)
+    reticulate::py_set_item(stack, reticulate::tuple(k, all, all, b), reticulate::py_get_item(view, band))
+  }
+  invisible(stack)
 }
 
 #' Read the GeoTIFF tiles `tile_ids`, all of one size, as one terra stack into read_tile's list(image, mask)

@@ -8,15 +8,37 @@
 MANIFEST_SCHEMA <- "tailings-parity/manifest"
 MANIFEST_VERSION <- 1L
 
-#' sha256 of a file's bytes (hex).
+# Python's side of file_sha256: the files hashed in blocks of 1 MB, as python_impl/manifest.py does; None for a
+# path that is not a file.
+# (Run with local = TRUE, so its imports are inside the function: its globals are __main__'s.)
+FILE_SHA256_PYTHON <- "
+def file_sha256(paths):
+    import hashlib, os
+    digests = []
+    for path in paths:
+        if not os.path.isfile(path):
+            digests.append(None)
+            continue
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        digests.append(digest.hexdigest())
+    return digests
+"
+
+#' sha256 (hex) of the bytes of each file of `path` (a character vector); NA where a path is not a file.
+#'
+#' R: one call into Python for all the files. A call per file (open, hash, read the digest, close) cost six
+#' reticulate calls a file: 0.09 s for paper-r's 198 JPEGs, where Python's loop takes 0.007 s.
 file_sha256 <- function(path) {
-  f <- py_attr("builtins", "open")(path, "rb")
-  on.exit(f$close())
-  # file_digest (Python >= 3.11) hashes the file in blocks, without a copy of it as a bytes object: half the time.
-  hashlib <- py_module("hashlib")
-  digest <- if (reticulate::py_has_attr(hashlib, "file_digest")) py_attr("hashlib", "file_digest")(f, "sha256") else
-    hashlib$sha256(f$read())
-  reticulate::py_to_r(digest$hexdigest())
+  hash_files <- PY_MODULES[["file_sha256"]]
+  if (is.null(hash_files)) {
+    hash_files <- reticulate::py_run_string(FILE_SHA256_PYTHON, local = TRUE, convert = FALSE)[["file_sha256"]]
+    assign("file_sha256", hash_files, envir = PY_MODULES)
+  }
+  digests <- reticulate::py_to_r(hash_files(as.list(as.character(path))))
+  vapply(digests, function(digest) if (is.null(digest)) NA_character_ else digest, character(1))
 }
 
 #' Check the manifest_sha256 of a manifest's text; returns the hash or stops (manifest edited after writing).
@@ -64,11 +86,9 @@ read_manifest <- function(path) {
 
 #' Files of `manifest` whose bytes changed or vanished since it was written (relative paths, sorted).
 verify_files <- function(manifest) {
-  changed <- character(0)
-  for (rel in names(manifest$files)) {
-    path <- file.path(manifest$data_dir, rel)
-    if (!file.exists(path) || !identical(file_sha256(path), manifest$files[[rel]])) changed <- c(changed, rel)
-  }
+  rels <- as.character(names(manifest$files))
+  digests <- file_sha256(file.path(manifest$data_dir, rels))
+  changed <- rels[is.na(digests) | digests != as.character(unlist(manifest$files, use.names = FALSE))]
   sort(changed, method = "radix")  # bytewise, like Python's sorted()
 }
 

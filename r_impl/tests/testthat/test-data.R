@@ -26,7 +26,7 @@ test_that("a JPEG mask's byte / 255 against floor(threshold) / 255 is byte > thr
   meta <- list(bands = 1L, geotiff = FALSE)
   for (threshold in c(-1, 0, 0.5, 126.5, 127, 200.99, 254, 255, 300)) {
     rules <- list(jpeg_mask_threshold = threshold)
-    expect_identical(mask_values(raw, meta, "mask.jpeg", 0, rules), matrix((bytes > threshold) * 1, 16L, 16L),
+    expect_identical(mask_values(raw, meta, "mask.jpeg", 0, rules), matrix(bytes > threshold, 16L, 16L),
                      label = paste("threshold", threshold))
   }
 })

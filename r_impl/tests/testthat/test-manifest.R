@@ -24,6 +24,12 @@ test_that("read_manifest gives Python's values with R types, and catches tamperi
   cat("x", file = tif, append = TRUE)
   expect_identical(verify_files(got), "img_tiff/img_3.tif")
   expect_error(check_files(got), "img_tiff/img_3.tif")
+  # So is one that vanished, or that became a folder, with the others hashed as before (one call for all files).
+  unlink(file.path(out, "mask_tiff", "mask_10.tif"))
+  unlink(file.path(out, "mask_tiff", "mask_2.tif"))
+  dir.create(file.path(out, "mask_tiff", "mask_2.tif"))
+  expect_identical(verify_files(got), c("img_tiff/img_3.tif", "mask_tiff/mask_10.tif", "mask_tiff/mask_2.tif"))
+  expect_identical(file_sha256(character(0)), character(0))
   # An edited manifest is refused.
   text <- readLines(path)
   writeLines(sub('"seed": 42', '"seed": 41', text), path)
