@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,6 +46,20 @@ def compute_environment(base: dict | None = None) -> dict:
     return env
 
 
+@contextlib.contextmanager
+def numpy_as_in_workers():
+    """Within the block, this process's NumPy uses huge pages as the worker processes do (compute_environment):
+    for tiles read here that are timed against a worker or the R reader (``data compare``). Restored after."""
+    from numpy._core import multiarray  # NumPy's own switch for what NUMPY_MADVISE_HUGEPAGE sets at import
+
+    before = multiarray._get_madvise_hugepage()
+    multiarray._set_madvise_hugepage(int(compute_environment()["NUMPY_MADVISE_HUGEPAGE"] or 0) != 0)
+    try:
+        yield
+    finally:
+        multiarray._set_madvise_hugepage(before)
+
+
 def r_environment(base: dict | None = None, python: str | None = None) -> dict:
     """Environment for a process that runs R: the project's R library first, reticulate bound to ``python``.
 
@@ -65,8 +80,13 @@ def r_environment(base: dict | None = None, python: str | None = None) -> dict:
     # in its largest steps (R's ?Memory); the cost is up to 512 MB of garbage between collections. Measured on R's
     # data phase: ci 3.6-4.0 s -> 2.7-2.8 s with R_GC_MEM_GROW; R_VSIZE 1.8 -> 1.45 s at paper-r, ci unchanged
     # (glibc's malloc tunables and transparent huge pages for R's heap measured no better or worse).
+    # Loading terra, methods and reticulate makes some 2-3 M R objects: from R's default of 350 k cons cells that
+    # cost 27 collections (1.0-1.1 s of CPU, 0.65-0.71 s elapsed in an r-rscript worker at ci, most at start-up);
+    # starting at 5 M cells (up to 280 MB) leaves 10 (0.2 s). r-rpy2's start-up, where R loads alone: 6.56-7.40 s
+    # -> 6.13-6.73 s (3 each, alternating).
     env.setdefault("R_GC_MEM_GROW", "3")
     env.setdefault("R_VSIZE", "512M")
+    env.setdefault("R_NSIZE", "5M")
     return env
 
 

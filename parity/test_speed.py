@@ -6,6 +6,7 @@ No test asserts a time: `bench` is checked for what it measures and how it deriv
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -20,7 +21,8 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
         env = json.loads((wdir / "environment.json").read_text())
         assert env["threads_setting"] == ["auto", "auto"]
         assert env["threads_intra"] == env["threads_inter"] == env["available_cores"] >= 1
-        assert env["env"]["NUMPY_MADVISE_HUGEPAGE"] == "0"  # parity.env.compute_environment, in every worker
+        # parity.env.compute_environment, in every worker (a value the user set wins)
+        assert env["env"]["NUMPY_MADVISE_HUGEPAGE"] == os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")
         metrics = json.loads((wdir / "metrics.json").read_text())
         # Per epoch: train = the mean batch loss only; val counted. Final: both splits counted.
         losses = np.load(wdir / "batch_losses.npy")
@@ -33,7 +35,6 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
 
 
 def test_compute_processes_get_numpy_without_huge_pages_unless_the_user_asks(monkeypatch):
-    import os
     import subprocess
     import sys
 
@@ -42,10 +43,21 @@ def test_compute_processes_get_numpy_without_huge_pages_unless_the_user_asks(mon
     probe = [sys.executable, "-c", "import numpy._core.multiarray as m; print(m._get_madvise_hugepage())"]
     madvise = lambda env: subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
     monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
-    numpy_default = madvise(dict(os.environ))  # "True" on Linux >= 4.6
+    assert compute_environment()["NUMPY_MADVISE_HUGEPAGE"] == "0"
     assert madvise(compute_environment()) == "False"
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # a user's own setting wins
-    assert madvise(compute_environment()) == numpy_default
+    assert compute_environment()["NUMPY_MADVISE_HUGEPAGE"] == "1"
+    assert madvise(compute_environment()) == madvise(dict(os.environ))  # "True" on Linux >= 4.6
+    # data compare reads Python's tiles in this process, timed against the R reader's process: set alike.
+    from numpy._core import multiarray
+
+    from parity.env import numpy_as_in_workers
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+    before = multiarray._get_madvise_hugepage()
+    with numpy_as_in_workers():
+        assert multiarray._get_madvise_hugepage() is False
+    assert multiarray._get_madvise_hugepage() is before
 
 
 def test_a_thread_difference_is_named_as_the_likely_cause(smoke_run, tmp_path):

@@ -1,8 +1,8 @@
 # Read the tailings tiles into the numbers the network sees; twin of python_impl/data.py.
 #
-# Reading rules (data/README.md, parity/FORMATS.md; their numbers in [rules] of parity/presets.toml): every value is computed in double (R has no float32)
-# and rounded to float32 once, by numpy, at the Keras boundary (to_numpy), the same single rounding as
-# Python's astype(float32).
+# Reading rules (data/README.md, parity/FORMATS.md; their numbers in [rules] of parity/presets.toml): every image
+# value is computed in double (R has no float32) and rounded to float32 once, by numpy, where it is handed over
+# (put_tile, to_numpy), the same single rounding as Python's astype(float32); masks are logical, 1/0 in float32.
 # - GeoTIFF (terra): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * geotiff_factor, 0, 1).
 # - JPEG (jpeg::readJPEG, Debian's libjpeg62-turbo; decodes the real tiles to the same bytes as Pillow):
 #   value = uint8 / jpeg_scale.
@@ -239,9 +239,9 @@ to_channels <- function(rgb, input_channels, rules = NULL) {
 
 #' Read tile `tile_id`: list(image = double [row, col, C] in [0, 1], mask = logical [row, col], TRUE = tailings).
 #'
-#' Uses `config` keys encoding, tile_size (0 = keep the tile's size) and input_channels. The values are the
-#' exact doubles that round to Python's float32 (to_numpy does that rounding). Stops with a data_error naming
-#' the tile and the file when the tile breaks a reading rule.
+#' Uses `config` keys encoding, tile_size (0 = keep the tile's size) and input_channels. The image's values are
+#' the exact doubles that round to Python's float32 (NumPy does that rounding where they are handed over:
+#' put_tile, to_numpy). Stops with a data_error naming the tile and the file when the tile breaks a reading rule.
 read_tile <- function(data_dir, tile_id, config) {
   encoding <- check_encoding(config$encoding)
   paths <- tile_paths(data_dir, tile_id, encoding)

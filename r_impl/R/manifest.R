@@ -38,7 +38,8 @@ file_sha256 <- function(path) {
     assign("file_sha256", hash_files, envir = PY_MODULES)
   }
   digests <- reticulate::py_to_r(hash_files(as.list(as.character(path))))
-  vapply(digests, function(digest) if (is.null(digest)) NA_character_ else digest, character(1))
+  # All strings come back as a character vector, a None among them as a list.
+  vapply(digests, function(digest) if (is.null(digest)) NA_character_ else digest, character(1), USE.NAMES = FALSE)
 }
 
 #' Check the manifest_sha256 of a manifest's text; returns the hash or stops (manifest edited after writing).
@@ -88,7 +89,10 @@ read_manifest <- function(path) {
 verify_files <- function(manifest) {
   rels <- as.character(names(manifest$files))
   digests <- file_sha256(file.path(manifest$data_dir, rels))
-  changed <- rels[is.na(digests) | digests != as.character(unlist(manifest$files, use.names = FALSE))]
+  # One recorded digest per file, in order (an entry that is not a string compares as changed).
+  recorded <- vapply(manifest$files, function(d) if (is.character(d) && length(d) == 1L) d else NA_character_,
+                     character(1), USE.NAMES = FALSE)
+  changed <- rels[is.na(digests) | is.na(recorded) | digests != recorded]
   sort(changed, method = "radix")  # bytewise, like Python's sorted()
 }
 

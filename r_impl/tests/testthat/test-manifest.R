@@ -30,6 +30,9 @@ test_that("read_manifest gives Python's values with R types, and catches tamperi
   dir.create(file.path(out, "mask_tiff", "mask_2.tif"))
   expect_identical(verify_files(got), c("img_tiff/img_3.tif", "mask_tiff/mask_10.tif", "mask_tiff/mask_2.tif"))
   expect_identical(file_sha256(character(0)), character(0))
+  bytes <- py_module("builtins")$open(path, "rb")$read()
+  want <- reticulate::py_to_r(py_module("hashlib")$sha256(bytes)$hexdigest())
+  expect_identical(file_sha256(c(path, file.path(out, "none"))), c(want, NA_character_))  # unnamed, NA if missing
   # An edited manifest is refused.
   text <- readLines(path)
   writeLines(sub('"seed": 42', '"seed": 41', text), path)
