@@ -1,7 +1,8 @@
 # Training protocol of both twins; twin of python_impl/train.py.
 #
 # Seeds through keras$utils$set_random_seed, op determinism, thread counts from the config, batches in the
-# order that the manifest lists (no framework shuffling), one train_on_batch per manifest batch. Metrics, lean:
+# order that the manifest lists (no framework shuffling), one training step per manifest batch (what
+# train_on_batch runs, traced once: make_train_step). Metrics, lean:
 # after every epoch one forward pass over the validation tiles (loss from those predictions with the compiled
 # loss, metrics counted in R); the training split's loss per epoch is the mean of the epoch's batch losses; the
 # training split's counted metrics once, at the end (evaluation phase). Everything goes to out_dir in the
@@ -77,11 +78,32 @@ mean_loss <- function(losses) {
   total / length(losses)
 }
 
-#' Loss and counted metrics of one split from its predictions (model$predict) with the current weights.
+#' `predict_tiles(x, batch_size)`: the model's probabilities (R array [n, row, col, 1] of exact float32 values) for
+#' the tiles `x` (float32 NumPy, n first), `batch_size` at a time, as model$predict gives them; `x` here: tiles of
+#' the size it will see.
+#'
+#' Keras's predict_step as one tf.function: model$predict builds a tf.data pipeline at every call (0.25-0.35 s
+#' for the 20 validation tiles at ci, against 0.13 s), and predict_on_batch traces a second graph. Same graph,
+#' same numbers.
+make_predict <- function(model, x) {
+  tf <- py_module("tensorflow")
+  spec <- tf$TensorSpec(reticulate::tuple(c(list(NULL), reticulate::py_to_r(x$shape)[-1])), tf$float32)
+  step <- tf$`function`(reticulate::py_get_attr(model, "predict_step"), input_signature = list(spec),
+                        jit_compile = FALSE, reduce_retracing = TRUE)
+  slice <- py_attr("builtins", "slice")
+  function(x, batch_size) {
+    # At least one tile: the config's rules give every split one (an empty batch fails in TensorFlow's conv).
+    starts <- seq(0L, reticulate::py_len(x) - 1L, by = batch_size)
+    parts <- lapply(starts, function(k) step(reticulate::py_get_item(x, slice(k, k + batch_size)))$numpy())
+    reticulate::py_to_r(py_attr("numpy", "concatenate")(parts))
+  }
+}
+
+#' Loss and counted metrics of one split from its predictions (make_predict) with the current weights.
 #'
 #' The loss is the compiled loss (binary cross-entropy plus the L2 terms) of all the split's predictions at
 #' once, model$compute_loss: what evaluate returns for one batch, without a second forward pass.
-#' `probabilities` is the R array [n, row, col, 1] that model$predict returns (exact float32 values);
+#' `probabilities` is the R array [n, row, col, 1] that make_predict returns (exact float32 values);
 #' `masks` the split's float32 numpy array.
 split_metrics <- function(model, probabilities, masks, config) {
   # to_numpy: the predictions go back as the float32 they were, so the loss is computed on Python's bits.
@@ -96,6 +118,29 @@ split_metrics <- function(model, probabilities, masks, config) {
 take_rows <- function(x, positions) {
   # array(): a length-1 R vector would become a Python scalar, and x[scalar] drops the batch axis.
   reticulate::py_get_item(x, py_attr("numpy", "asarray")(array(as.integer(positions)), dtype = "int64"))
+}
+
+#' `train(x, y)`: one optimizer step of `model` on one batch, returning the batch's loss; `x` and `y` (NumPy) are
+#' a first batch, for the shape of a sample.
+#'
+#' What train_on_batch runs (Keras's train_step, metrics reset before it so that the loss returned is this
+#' batch's), as one tf.function over batches of any size: train_on_batch traces the step for the first batch's
+#' size and again for a last, smaller batch (2 s at ci, as long as the first trace). Same graph, same numbers.
+#' jit_compile = FALSE as in compile_unet.
+make_train_step <- function(model, x, y) {
+  tf <- py_module("tensorflow")
+  spec <- function(a) {
+    tf$TensorSpec(reticulate::tuple(c(list(NULL), reticulate::py_to_r(a$shape)[-1])), tf$float32)
+  }
+  # py_get_attr: the bound method as a Python object (`$` would wrap it in an R function).
+  step <- tf$`function`(reticulate::py_get_attr(model, "train_step"),
+                        input_signature = list(reticulate::tuple(spec(x), spec(y))), jit_compile = FALSE,
+                        reduce_retracing = TRUE)
+  float <- py_attr("builtins", "float")
+  function(x, y) {
+    model$reset_metrics()
+    reticulate::py_to_r(float(reticulate::py_get_item(step(reticulate::tuple(x, y)), "loss")))
+  }
 }
 
 #' Build, train and evaluate the U-Net; write the worker artifacts to `out_dir`; return the timings.
@@ -121,7 +166,9 @@ train <- function(config, manifest, data, out_dir) {
   save_json(architecture_record(model), file.path(out_dir, "architecture.json"))
   save_weights_npz(model, file.path(out_dir, "weights_initial.npz"))
   fixed <- manifest$fixed_batch  # 0-based positions, numpy indexes them as they are
-  save_array(model$predict_on_batch(take_rows(val_x, fixed)), file.path(out_dir, "forward_fixed.npy"))
+  predict_tiles <- make_predict(model, val_x)
+  # forward_fixed: the fixed batch as one batch.
+  save_array(predict_tiles(take_rows(val_x, fixed), length(fixed)), file.path(out_dir, "forward_fixed.npy"))
   epochs <- as.integer(config$epochs)
   if (length(manifest$batches) < epochs) {
     stop(sprintf("manifest lists batches for %d epochs, config wants %d: make the manifest from this config",
@@ -133,6 +180,7 @@ train <- function(config, manifest, data, out_dir) {
                  manifest$crop_size, crop_size), call. = FALSE)
   }
   compile_unet(model, config, total_steps(manifest, epochs))
+  build_optimizer(model)  # the training step then traces once (build_optimizer in unet.R)
   # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
   save_json(compiled_record(model), file.path(out_dir, "compiled.json"))
   timings$build <- now() - t
@@ -144,6 +192,7 @@ train <- function(config, manifest, data, out_dir) {
   metric_times <- numeric(0)
   batch_size <- as.integer(config$batch_size)
   fed <- list()  # batch_order.json: the tile ids fed, batch by batch, for the harness's batch-order check
+  train_batch <- NULL  # make_train_step, at the first batch
   log_progress(out_dir, "phase train")
   for (epoch in seq_len(epochs) - 1L) {  # 0-based like the manifest and Python
     t <- now()
@@ -164,15 +213,15 @@ train <- function(config, manifest, data, out_dir) {
         x <- augmented$images
         y <- augmented$masks
       }
-      # train_on_batch resets the metrics before the step, so the loss it returns is this batch's.
-      losses[epoch + 1L, b] <- model$train_on_batch(x, y)
+      if (is.null(train_batch)) train_batch <- make_train_step(model, x, y)
+      losses[epoch + 1L, b] <- train_batch(x, y)
       log_progress(out_dir, sprintf("epoch %d/%d batch %d/%d loss %.4f elapsed %.1fs", epoch + 1L, epochs, b,
                                     length(batches), losses[epoch + 1L, b], now() - started))
     }
     epoch_times <- c(epoch_times, now() - t)
     t <- now()
     # The epoch's one forward pass, over the validation tiles; after the last epoch it is the final one.
-    val_probabilities <- model$predict(val_x, batch_size = batch_size, verbose = 0L)
+    val_probabilities <- predict_tiles(val_x, batch_size)
     history[[epoch + 1L]] <- list(epoch = epoch + 1L,
                                   train = list(loss = mean_loss(losses[epoch + 1L, seq_along(batches)])),
                                   val = split_metrics(model, val_probabilities, val_y, config))
@@ -191,7 +240,7 @@ train <- function(config, manifest, data, out_dir) {
   t <- now()
   save_array(array(val_probabilities, dim = dim(val_probabilities)[1:3]), file.path(out_dir, "predictions_val.npy"))
   # The training split's counted metrics, once, with the final weights.
-  train_probabilities <- model$predict(train_x, batch_size = batch_size, verbose = 0L)
+  train_probabilities <- predict_tiles(train_x, batch_size)
   final <- list(train = split_metrics(model, train_probabilities, train_y, config), val = history[[epochs]]$val)
   save_json(list(epochs = history, final = final), file.path(out_dir, "metrics.json"))
   timings$evaluation <- now() - t

@@ -148,6 +148,16 @@ compile_unet <- function(model, config, steps) {
   model
 }
 
+#' Create the compiled optimizer's variables (Adam's moments, the step counter) now; returns the model.
+#'
+#' Keras builds them inside the first train_on_batch (or fit) step, and a tf.function that creates variables is
+#' traced twice: once to create them, once more without. Built beforehand, the training step is traced once (the
+#' first batch at ci: 4.7-4.9 s -> 1.9-2.0 s). Same zeros, same numbers.
+build_optimizer <- function(model) {
+  model$optimizer$build(model$trainable_variables)
+  model
+}
+
 #' Layer list with normalised configs, the wiring (each layer's inputs, in order) and parameter counts
 #' (architecture.json).
 architecture_record <- function(model) {
