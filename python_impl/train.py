@@ -94,18 +94,19 @@ def mean_loss(losses) -> float:
 
 
 def make_train_step(model, x, y):
-    """``train(x, y)``: one optimizer step of ``model`` on one batch, returning the batch's loss; ``x`` and ``y``
+    """``train_batch(x, y)``: one optimizer step of ``model`` on one batch, returning the batch's loss; ``x`` and ``y``
     are a first batch, for the shape of a sample.
 
     What ``train_on_batch`` runs (Keras's ``train_step``, metrics reset before it so that the loss returned is
     this batch's), as one ``tf.function`` over batches of any size: ``train_on_batch`` traces the step for the
     first batch's size and again for a last, smaller batch (2 s at ``ci``, as long as the first trace). Same
-    graph, same numbers. ``jit_compile=False`` as in ``unet.compile_unet``.
+    graph, same numbers. ``jit_compile=False`` as in ``unet.compile_unet``; ``autograph=False`` as Keras's own
+    wrapper (``do_not_convert``).
     """
     import tensorflow as tf
 
     spec = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.float32) for a in (x, y))
-    step = tf.function(model.train_step, input_signature=[spec], jit_compile=False, reduce_retracing=True)
+    step = tf.function(model.train_step, input_signature=[spec], jit_compile=False, autograph=False)
 
     def train_batch(x, y) -> float:
         model.reset_metrics()
@@ -122,12 +123,13 @@ def make_predict(model, x):
 
     Keras's ``predict_step`` as one ``tf.function``: ``model.predict`` builds a tf.data pipeline at every call
     (0.25-0.35 s for the 20 validation tiles at ``ci``, against 0.13 s), and ``predict_on_batch`` traces a second
-    graph. Same graph, same numbers.
+    graph. Same graph, same numbers (``jit_compile=False``, as training: where Keras's "auto" would pick XLA, on a
+    GPU without op determinism, ``model.predict`` could differ).
     """
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)
-    step = tf.function(model.predict_step, input_signature=[spec], jit_compile=False, reduce_retracing=True)
+    step = tf.function(model.predict_step, input_signature=[spec], jit_compile=False, autograph=False)
 
     def predict_tiles(x, batch_size: int) -> np.ndarray:
         # At least one tile: the config's rules give every split one (an empty batch fails in TensorFlow's conv).

@@ -343,7 +343,7 @@ def compare_forward(ref, cand, mode, tolerances) -> dict:
 
 
 def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
-    """The loss train_on_batch returned for every (epoch, batch); the first that differs."""
+    """The loss of every (epoch, batch)'s training step (``make_train_step``); the first that differs."""
     a, b = ref.npy("batch_losses.npy"), cand.npy("batch_losses.npy")
     if a is None or b is None:
         return _missing("batch_losses", ref, cand, "batch_losses.npy")

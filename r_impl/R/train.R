@@ -84,17 +84,20 @@ mean_loss <- function(losses) {
 #'
 #' Keras's predict_step as one tf.function: model$predict builds a tf.data pipeline at every call (0.25-0.35 s
 #' for the 20 validation tiles at ci, against 0.13 s), and predict_on_batch traces a second graph. Same graph,
-#' same numbers.
+#' same numbers (jit_compile = FALSE, as training: where Keras's "auto" would pick XLA, on a GPU without op
+#' determinism, model$predict could differ).
 make_predict <- function(model, x) {
   tf <- py_module("tensorflow")
   spec <- tf$TensorSpec(reticulate::tuple(c(list(NULL), reticulate::py_to_r(x$shape)[-1])), tf$float32)
   step <- tf$`function`(reticulate::py_get_attr(model, "predict_step"), input_signature = list(spec),
-                        jit_compile = FALSE, reduce_retracing = TRUE)
+                        jit_compile = FALSE, autograph = FALSE)
   slice <- py_attr("builtins", "slice")
   function(x, batch_size) {
     # At least one tile: the config's rules give every split one (an empty batch fails in TensorFlow's conv).
     starts <- seq(0L, reticulate::py_len(x) - 1L, by = batch_size)
-    parts <- lapply(starts, function(k) step(reticulate::py_get_item(x, slice(k, k + batch_size)))$numpy())
+    parts <- lapply(as.integer(starts), function(k) {
+      step(reticulate::py_get_item(x, slice(k, k + as.integer(batch_size))))$numpy()
+    })
     reticulate::py_to_r(py_attr("numpy", "concatenate")(parts))
   }
 }
@@ -120,13 +123,13 @@ take_rows <- function(x, positions) {
   reticulate::py_get_item(x, py_attr("numpy", "asarray")(array(as.integer(positions)), dtype = "int64"))
 }
 
-#' `train(x, y)`: one optimizer step of `model` on one batch, returning the batch's loss; `x` and `y` (NumPy) are
+#' `train_batch(x, y)`: one optimizer step of `model` on one batch, returning the batch's loss; `x` and `y` (NumPy) are
 #' a first batch, for the shape of a sample.
 #'
 #' What train_on_batch runs (Keras's train_step, metrics reset before it so that the loss returned is this
 #' batch's), as one tf.function over batches of any size: train_on_batch traces the step for the first batch's
 #' size and again for a last, smaller batch (2 s at ci, as long as the first trace). Same graph, same numbers.
-#' jit_compile = FALSE as in compile_unet.
+#' jit_compile = FALSE as in compile_unet; autograph = FALSE as Keras's own wrapper (do_not_convert).
 make_train_step <- function(model, x, y) {
   tf <- py_module("tensorflow")
   spec <- function(a) {
@@ -135,7 +138,7 @@ make_train_step <- function(model, x, y) {
   # py_get_attr: the bound method as a Python object (`$` would wrap it in an R function).
   step <- tf$`function`(reticulate::py_get_attr(model, "train_step"),
                         input_signature = list(reticulate::tuple(spec(x), spec(y))), jit_compile = FALSE,
-                        reduce_retracing = TRUE)
+                        autograph = FALSE)
   float <- py_attr("builtins", "float")
   function(x, y) {
     model$reset_metrics()

@@ -148,7 +148,7 @@ compile_unet <- function(model, config, steps) {
   model
 }
 
-#' Create the compiled optimizer's variables (Adam's moments, the step counter) now; returns the model.
+#' Create the compiled optimizer's slot variables (Adam's moments, RMSprop's velocities) now; returns the model.
 #'
 #' Keras builds them inside the first train_on_batch (or fit) step, and a tf.function that creates variables is
 #' traced twice: once to create them, once more without. Built beforehand, the training step is traced once (the
