@@ -34,7 +34,7 @@ ONE_LANGUAGE = {
     ("data", "read_geotiff_tiles"): "R: a few GeoTIFF tiles as one terra stack (terra costs ~2 ms per rast())",
     ("data", "jpeg_bytes"): "R: the bytes back from readJPEG's doubles, byte / 255 (Pillow gives bytes)",
     ("data", "to_numpy"): "R: R doubles to a float32 NumPy array, the one rounding (Python arrays already are)",
-    ("data", "put_tile"): "R: one tile into the float32 stack band by band (NumPy sees R's array in Fortran order)",
+    ("data", "tile_writer"): "R: tiles into the float32 stack via a Fortran-order buffer (R's arrays are Fortran)",
     ("data", "dump_tiles"): "R: writes what the R reader read for `tailings-parity data compare` (r_impl/dump_tiles.R)",
     ("metrics", "metric_ratio"): "R: Python's private _ratio (R has no private functions)",
     ("train", "take_rows"): "R: Python's x[positions] on a NumPy array, through reticulate",
