@@ -327,9 +327,10 @@ load_tiles <- function(data_dir, tile_ids, config) {
 #' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over is a transposition. Each tile
 #' goes in one call into a float32 buffer in Fortran order (a straight copy), then band by band (each band one
 #' contiguous [row, col] plane) into the stack: 1.1-1.6 ms a 448 x 448 tile, where the whole tile at once took
-#' 2.8 ms. The one call matters as much: a NumPy view of R's array held on the R side (to slice its bands) keeps
-#' the array alive until a collection finalizes the view, and the next level-0 collection cannot free it then
-#' (it has aged): at paper-r 300 MB of tiles waited for a full collection, 0.15-0.19 s, in the validation tiles.
+#' 2.8 ms (a one-band tile goes straight into the stack, in that one call). The one call matters as much: a
+#' NumPy view of R's array held on the R side (to slice its bands) keeps the array alive until a collection
+#' finalizes the view, and the next level-0 collection cannot free it then (it has aged): at paper-r 300 MB of
+#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles.
 tile_writer <- function(stack) {
   dims <- unlist(reticulate::py_to_r(stack$shape))[-1]
   if (length(dims) < 3L || dims[3] == 1L) return(function(k, values) reticulate::py_set_item(stack, k, values))
@@ -389,8 +390,8 @@ to_numpy <- function(x) {
 }
 
 #' Read `tile_ids` one by one and write what R read to `out_path` (.npz, float32 via numpy) for
-#' parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and mask_<id> (H, W); `out_path`.json holds per tile the error
-#' message (if the tile could not be read) and the seconds it took.
+#' parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and mask_<id> (H, W);
+#' `out_path`.json holds per tile the error message (if the tile could not be read) and the seconds it took.
 dump_tiles <- function(data_dir, tile_ids, config, out_path) {
   np <- py_module("numpy")
   arrays <- list()
