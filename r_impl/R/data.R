@@ -96,20 +96,13 @@ read_file <- function(path) {
     withCallingHandlers({
       if (geotiff) {
         r <- geotiff_rast(path)
-        # Kept flat: image_values and mask_values pick the cells they keep straight from it (geotiff_cells).
+        # Kept flat: image_values and mask_values pick the cells they keep straight from it (kept_cells).
         list(terra::values(r, mat = FALSE), terra::nlyr(r), terra::datatype(r, bylyr = FALSE), terra::nrow(r),
              terra::ncol(r))
       } else {
-        bytes <- readBin(path, "raw", n = file.size(path))
-        # libjpeg only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
-        # where Pillow raises: a JPEG must end with its EOI marker FF D9.
-        n <- length(bytes)
-        if (n < 4 || bytes[n - 1] != as.raw(0xff) || bytes[n] != as.raw(0xd9)) {
-          stop("file truncated: no end-of-image marker", call. = FALSE)
-        }
         # Doubles byte / 255 in [row, col, band], straight from libjpeg's rows in C: 2 ms for a 448 x 448 tile,
         # a quarter of unpacking readJPEG's packed integers (native = TRUE) in R.
-        decoded <- jpeg::readJPEG(bytes)
+        decoded <- read_jpeg(path)
         if (length(dim(decoded)) == 2L) dim(decoded) <- c(dim(decoded), 1L)
         list(decoded, dim(decoded)[3], "INT1U", dim(decoded)[1], dim(decoded)[2])
       }
@@ -122,6 +115,18 @@ read_file <- function(path) {
   # which would copy them.
   list(values = decoded[[1]], meta = list(bands = decoded[[2]], height = decoded[[4]], width = decoded[[5]],
                                           geotiff = geotiff, datatype = decoded[[3]], offset = 0))
+}
+
+#' jpeg::readJPEG of the file `path` (`native`: its packed bytes), stopping for a file that does not end with
+#' JPEG's end-of-image marker FF D9: libjpeg then only prints "Premature end of JPEG file" (no R warning) and
+#' returns the partial picture, where Pillow raises. Callers turn libjpeg's warnings into errors.
+read_jpeg <- function(path, native = FALSE) {
+  bytes <- readBin(path, "raw", n = file.size(path))
+  n <- length(bytes)
+  if (n < 4 || bytes[n - 1] != as.raw(0xff) || bytes[n] != as.raw(0xd9)) {
+    stop("file truncated: no end-of-image marker", call. = FALSE)
+  }
+  jpeg::readJPEG(bytes, native = native)
 }
 
 #' terra's SpatRaster of the GeoTIFF file(s) `paths`, read without georeferencing (GDAL's GTiff open option
@@ -162,7 +167,7 @@ image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
       if (bad > 0) data_error(sprintf("%s: %d NaN/infinite/nodata value(s); fill or remove the tile", path, bad))
     }
     # R: the kept cells of the bands B4, B3, B2 (RGB), picked in [row, col, band] order in one step.
-    cells <- geotiff_cells(meta, tile_size)
+    cells <- kept_cells(meta, tile_size)
     layer <- meta$height * meta$width
     rgb <- raw[meta$offset + c(cells) + rep(c(2, 1, 0) * layer, each = length(cells))] * rules$geotiff_factor
     dim(rgb) <- c(dim(cells), 3L)
@@ -188,7 +193,7 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
     if (!isTRUE(meta$finite) && !is.finite(sum(raw)) && !all(is.finite(raw))) {
       data_error(sprintf("%s: NaN/infinite/nodata values in the mask; fill or remove the tile", path))
     }
-    cells <- geotiff_cells(meta, tile_size)
+    cells <- kept_cells(meta, tile_size)
     values <- raw[meta$offset + c(cells)]
     dim(values) <- dim(cells)
     return(values > rules$geotiff_mask_threshold)
@@ -206,10 +211,10 @@ resize_index <- function(size_in, size_out) {
   ((2 * i + 1) * size_in) %/% (2 * size_out)
 }
 
-#' Positions in a GeoTIFF's values (read_file: cells row by row, from 1) of the cells kept by resizing to
-#' `tile_size` (0 = keep), as a matrix [row, col]: nearest-neighbour resizing and R's [row, col] order in one
-#' index, so that only the kept values are ever copied.
-geotiff_cells <- function(meta, tile_size) {
+#' Positions in values stored cell by cell, row by row (from 1: terra's values of a GeoTIFF band, libjpeg's
+#' packed pixels) of the cells kept by resizing to `tile_size` (0 = keep), as a matrix [row, col]:
+#' nearest-neighbour resizing and R's [row, col] order in one index, so that only the kept values are ever copied.
+kept_cells <- function(meta, tile_size) {
   keep <- is.null(tile_size) || tile_size == 0
   rows <- resize_index(meta$height, if (keep) meta$height else tile_size)
   cols <- resize_index(meta$width, if (keep) meta$width else tile_size)
@@ -292,57 +297,113 @@ load_tiles <- function(data_dir, tile_ids, config) {
     return(list(images = np$zeros(list(0L, size, size, channels), dtype = "float32"),
                 masks = np$zeros(list(0L, size, size, 1L), dtype = "float32")))
   }
-  stacked <- check_encoding(config$encoding) == "geotiff"
+  read_some <- if (check_encoding(config$encoding) == "geotiff") read_geotiff_tiles else read_jpeg_tiles
   per_stack <- 1L  # the first stack is one tile; its size sets the others'
   k <- 1L
   while (k <= n) {
     ks <- k:min(n, k + per_stack - 1L)
-    tiles <- if (stacked) read_geotiff_tiles(data_dir, tile_ids[ks], config) else NULL
+    tiles <- read_some(data_dir, tile_ids[ks], config)
     if (is.null(tiles)) tiles <- lapply(tile_ids[ks], function(tile_id) read_tile(data_dir, tile_id, config))
     for (q in seq_along(ks)) {
       tile <- tiles[[q]]
+      dims <- if (is.null(tile$dims)) dim(tile$image) else tile$dims
       if (ks[q] == 1L) {
-        first <- dim(tile$image)
+        first <- dims
         images <- np$empty(as.list(c(n, first)), dtype = "float32")
         masks <- np$empty(as.list(c(n, first[1:2])), dtype = "float32")
-        put_tile <- tile_writer(images)
+        put_tile <- tile_writer(images, masks, config_rules(config))
         if (!is.null(tile$values_read)) per_stack <- max(1L, as.integer(GEOTIFF_STACK_VALUES %/% tile$values_read))
-      } else if (any(dim(tile$image) != first)) {
+      } else if (any(dims != first)) {
         data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
-                           as.integer(tile_ids[ks[q]]), dim(tile$image)[1], dim(tile$image)[2],
-                           as.integer(tile_ids[1]), first[1], first[2]))
+                           as.integer(tile_ids[ks[q]]), dims[1], dims[2], as.integer(tile_ids[1]), first[1], first[2]))
       }
-      put_tile(ks[q] - 1L, tile$image)  # 0-based, as Python's images[k] = ...
-      reticulate::py_set_item(masks, ks[q] - 1L, tile$mask)
+      put_tile(ks[q] - 1L, tile)  # 0-based, as Python's images[k] = ...
     }
     k <- max(ks) + 1L
   }
   list(images = images, masks = np$expand_dims(masks, -1L))
 }
 
-#' A function(k, values) that writes the R array `values` [row, col, C] into `stack`[k] (NumPy, float32
-#' [n, row, col, C], k 0-based): NumPy rounds the doubles to float32 (to_numpy's rounding) and lays them out in
-#' C order.
+#' A function(k, tile) that writes a tile (read_tile's list(image, mask), or read_jpeg_tiles' packed bytes) into
+#' `images`[k] and `masks`[k] (NumPy, float32 [n, row, col, C] and [n, row, col], k 0-based), by the reading rules
+#' `rules`: R's doubles are rounded to float32 by NumPy (to_numpy's rounding) and laid out in C order; packed JPEG
+#' bytes are divided by jpeg_scale in float64 and rounded once to float32, and a mask's bytes compared with
+#' jpeg_mask_threshold, by NumPy's own operations on a view of R's integers (Python's operations, on the same bytes).
 #'
-#' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over is a transposition. Each tile
-#' goes in one call into a float32 buffer in Fortran order (a straight copy), then band by band (each band one
-#' contiguous [row, col] plane) into the stack: 1.1-1.6 ms a 448 x 448 tile, where the whole tile at once took
-#' 2.8 ms (a one-band tile goes straight into the stack, in that one call). The one call matters as much: a
+#' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over of doubles is a transposition.
+#' Each tile goes in one call into a float32 buffer in Fortran order (a straight copy), then band by band (each
+#' band one contiguous [row, col] plane) into the stack: 1.1-1.6 ms a 448 x 448 tile, where the whole tile at once
+#' took 2.8 ms (a one-band tile goes straight into the stack, in that one call). The one call matters as much: a
 #' NumPy view of R's array held on the R side (to slice its bands) keeps the array alive until a collection
 #' finalizes the view, and the next level-0 collection cannot free it then (it has aged): at paper-r 300 MB of
-#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles.
-tile_writer <- function(stack) {
-  dims <- unlist(reticulate::py_to_r(stack$shape))[-1]
-  if (length(dims) < 3L || dims[3] == 1L) return(function(k, values) reticulate::py_set_item(stack, k, values))
+#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles. The views of packed bytes are made
+#' inside the one NumPy call that uses them (np.ndarray on R's integers), for the same reason; `$` on a NumPy
+#' array costs R ~0.2 ms (reticulate wraps every attribute), so there is none per tile.
+tile_writer <- function(images, masks, rules) {
+  np <- py_module("numpy")
+  dims <- unlist(reticulate::py_to_r(images$shape))[-1]
   all <- py_attr("builtins", "slice")(NULL)  # Python's `:`
-  buffer <- py_module("numpy")$empty(as.list(dims), dtype = "float32", order = "F")
-  bands <- lapply(seq_len(dims[3]) - 1L, function(b) reticulate::py_get_item(buffer, reticulate::tuple(all, all, b)))
   everything <- reticulate::py_eval("...", convert = FALSE)  # Python's `...`
-  function(k, values) {
-    reticulate::py_set_item(buffer, everything, values)
-    for (b in seq_along(bands)) reticulate::py_set_item(stack, reticulate::tuple(k, all, all, b - 1L), bands[[b]])
-    invisible(stack)
+  bands <- if (dims[3] > 1L) {
+    buffer <- np$empty(as.list(dims), dtype = "float32", order = "F")
+    lapply(seq_len(dims[3]) - 1L, function(b) reticulate::py_get_item(buffer, reticulate::tuple(all, all, b)))
   }
+  bytes_view <- np$ndarray  # (shape, dtype, buffer, offset, strides): bytes of R's integers, no copy
+  divide <- np$divide
+  greater <- np$greater
+  function(k, tile) {
+    if (!is.null(tile$dims)) {
+      # libjpeg's pixels: bytes R, G, B, A, row by row; the image's first 3 bytes of each, the mask's first.
+      pixel_row <- 4L * tile$dims[2]
+      divide(bytes_view(as.list(tile$dims), "uint8", tile$image, 0L, list(pixel_row, 4L, 1L)), rules$jpeg_scale,
+             out = reticulate::py_get_item(images, k), dtype = "float64")
+      greater(bytes_view(as.list(tile$dims[1:2]), "uint8", tile$mask, 0L, list(pixel_row, 4L)),
+              rules$jpeg_mask_threshold, out = reticulate::py_get_item(masks, k))
+      return(invisible(images))
+    }
+    if (is.null(bands)) {
+      reticulate::py_set_item(images, k, tile$image)
+    } else {
+      reticulate::py_set_item(buffer, everything, tile$image)
+      for (b in seq_along(bands)) reticulate::py_set_item(images, reticulate::tuple(k, all, all, b - 1L), bands[[b]])
+    }
+    reticulate::py_set_item(masks, k, tile$mask)
+    invisible(images)
+  }
+}
+
+#' Read the RGB JPEG tiles `tile_ids` as libjpeg's packed bytes for load_tiles: per tile list(image, mask, dims =
+#' c(rows, cols, 3)), image and mask integer arrays [rows * cols] of one pixel a value (bytes R, G, B, A, row by
+#' row: readJPEG's native raster), resized to tile_size; NULL when a tile cannot be read or breaks a reading rule
+#' (read_tile then reads the tiles one by one and names the fault), and for input_channels = 1 (the luma is
+#' computed from the double RGB: read_tile). tile_writer applies the rules; same numbers as read_tile's.
+#'
+#' R only: R never holds these tiles as doubles. readJPEG's doubles (4.8 MB a 448 x 448 tile, 6x the packed bytes)
+#' are freed only at a collection, and faulting in that fresh memory made R's reading of the paper-r tiles 1.6-2.1x
+#' Python's; Python frees its temporaries at once and reuses warm memory.
+read_jpeg_tiles <- function(data_dir, tile_ids, config) {
+  if (!is.null(config$input_channels) && config$input_channels != 3) return(NULL)
+  size <- if (is.null(config$tile_size)) 0 else config$tile_size
+  # A file's packed pixels, checked to hold `bands` bands; then resized, and the rows and columns it had.
+  packed <- function(path, bands) {
+    x <- read_jpeg(path, native = TRUE)
+    if (!identical(as.integer(attr(x, "channels")), bands)) stop("another band count")
+    dims <- dim(x)
+    attributes(x) <- list(dim = length(x))  # in place: x is no one else's
+    if (size != 0 && any(dims != size)) {
+      x <- x[c(t(kept_cells(list(height = dims[1], width = dims[2]), size)))]  # row by row, as libjpeg's
+      dim(x) <- length(x)
+    }
+    list(values = x, dims = dims)
+  }
+  tryCatch(withCallingHandlers(lapply(tile_ids, function(tile_id) {
+    paths <- tile_paths(data_dir, tile_id, "jpeg")
+    image <- packed(paths[1], 3L)
+    mask <- packed(paths[2], 1L)
+    if (!identical(image$dims, mask$dims)) stop("image and mask sizes differ")
+    kept <- if (size == 0) image$dims else c(size, size)
+    list(image = image$values, mask = mask$values, dims = as.integer(c(kept, 3)))
+  }), warning = function(w) stop(conditionMessage(w), call. = FALSE)), error = function(e) NULL)
 }
 
 #' Read the GeoTIFF tiles `tile_ids`, all of one size, as one terra stack into read_tile's list(image, mask)

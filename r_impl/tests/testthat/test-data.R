@@ -100,3 +100,33 @@ test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile d
     unlink(dir, recursive = TRUE)
   }
 })
+
+# JPEG tiles are read as libjpeg's packed bytes (read_jpeg_tiles); a tile that breaks a rule there is read again by
+# read_tile, so load_tiles stops with read_tile's message naming the tile and the fault, as when it is read alone.
+test_that("load_tiles names a broken JPEG tile read as packed bytes as read_tile does", {
+  fixtures <- py_module("parity.data.fixtures")
+  bad <- reticulate::py_to_r(fixtures$BAD_TILE)
+  config <- list(encoding = "jpeg", tile_size = 0L, input_channels = 3L)
+  # Faults that only the JPEG files carry: a grey image, an RGB mask, a narrower image than its mask.
+  rewrite <- function(values) function(dir, file) jpeg::writeJPEG(values, file.path(dir, file), quality = 1)
+  grey <- rewrite(matrix(0.5, 32L, 32L))
+  rgb <- rewrite(array(0.5, c(32L, 32L, 3L)))
+  narrow <- rewrite(array(0.5, c(32L, 8L, 3L)))
+  faults <- list(truncated_jpeg = NULL, missing_mask = NULL, grey_image = list("img", grey),
+                 rgb_mask = list("mask", rgb), narrow_image = list("img", narrow))
+  for (kind in names(faults)) {
+    fault <- faults[[kind]]
+    made <- if (is.null(fault)) kind else "truncated_jpeg"
+    dir <- reticulate::py_to_r(reticulate::py_str(fixtures$make_fixture(made, tempfile(kind))))
+    if (!is.null(fault)) {
+      file.copy(file.path(dir, "img", "img_0.jpeg"), file.path(dir, "img", sprintf("img_%d.jpeg", bad)),
+                overwrite = TRUE)  # the truncated image made whole again, then the one fault
+      fault[[2]](dir, sprintf("%s/%s_%d.jpeg", fault[[1]], fault[[1]], bad))
+    }
+    alone <- tryCatch(read_tile(dir, bad, config), data_error = conditionMessage)
+    expect_true(is.character(alone) && startsWith(alone, sprintf("tile %d: ", bad)), label = kind)
+    expect_error(load_tiles(dir, c(1L, 2L, bad, 0L), config), alone, fixed = TRUE, class = "data_error",
+                 label = kind)
+    unlink(dir, recursive = TRUE)
+  }
+})
