@@ -450,24 +450,27 @@ to_numpy <- function(x) {
   reticulate::np_array(x, dtype = "float32")
 }
 
-#' Read `tile_ids` one by one and write what R read to `out_path` (.npz, float32 via numpy) for
-#' parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and mask_<id> (H, W);
-#' `out_path`.json holds per tile the error message (if the tile could not be read) and the seconds it took.
+#' Read `tile_ids` one by one, each as the workers read tiles (load_tiles), and write what R read to `out_path`
+#' (.npz, float32 via numpy) for parity/data/compare.py (through r_impl/dump_tiles.R): image_<id> (H, W, C) and
+#' mask_<id> (H, W); `out_path`.json holds per tile the error message (if the tile could not be read) and the
+#' seconds it took.
 dump_tiles <- function(data_dir, tile_ids, config, out_path) {
   np <- py_module("numpy")
+  all <- py_attr("builtins", "slice")(NULL)  # Python's `:`
+  if (identical(config$encoding, "geotiff")) suppressMessages(requireNamespace("terra", quietly = TRUE))  # quietly
   arrays <- list()
   errors <- list()
   seconds <- list()
   for (tile_id in tile_ids) {
     key <- as.character(tile_id)
     started <- proc.time()[["elapsed"]]
-    tile <- tryCatch(read_tile(data_dir, tile_id, config), data_error = function(e) conditionMessage(e))
+    tile <- tryCatch(load_tiles(data_dir, tile_id, config), data_error = function(e) conditionMessage(e))
     seconds[[key]] <- proc.time()[["elapsed"]] - started
     if (is.character(tile)) {
       errors[[key]] <- tile
     } else {
-      arrays[[paste0("image_", key)]] <- to_numpy(tile$image)
-      arrays[[paste0("mask_", key)]] <- to_numpy(tile$mask)
+      arrays[[paste0("image_", key)]] <- reticulate::py_get_item(tile$images, 0L)
+      arrays[[paste0("mask_", key)]] <- reticulate::py_get_item(tile$masks, reticulate::tuple(0L, all, all, 0L))
     }
   }
   do.call(np$savez, c(list(out_path), arrays))
