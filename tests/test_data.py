@@ -120,7 +120,8 @@ def test_first_difference_reports_position_and_values():
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("encoding,tile_size,channels", [("geotiff", 0, 3), ("jpeg", 0, 3), ("geotiff", 23, 1)])
+@pytest.mark.parametrize("encoding,tile_size,channels", [("geotiff", 0, 3), ("jpeg", 0, 3), ("geotiff", 23, 1),
+                                                          ("jpeg", 23, 3), ("jpeg", 23, 1)])
 def test_r_reader_gives_the_same_float32_bits(synth, encoding, tile_size, channels):
     report = compare_encoding(synth, encoding, tile_size, channels)
     assert [row["status"] for row in report["tiles"]] == ["equal"] * 5, report["tiles"]

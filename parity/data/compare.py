@@ -37,8 +37,9 @@ def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s
         side = json.loads(Path(str(out) + ".json").read_text())
         with np.load(out) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    # The sum of read_tile times, comparable with Python's loop; the R process time adds start-up, package
-    # loading and writing the .npz.
+    # The sum of the per-tile load_tiles times, comparable with Python's loop (both pay the set-up of load_tiles
+    # for each tile, which the workers pay once a split); the R process time adds start-up, package loading and
+    # writing the .npz.
     read_seconds = round(sum(float(v) for v in dict(side.get("seconds") or {}).values()), 3)
     # jsonlite writes an empty named list as [], not {}.
     errors = side.get("errors") or {}
@@ -50,16 +51,17 @@ def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, in
                      tile_ids: list[int] | None = None) -> dict:
     """Read every tile of ``data_dir`` in ``encoding`` (or only ``tile_ids``) in both languages and compare them
     tile by tile."""
-    from python_impl.data import DataError, list_tiles, read_tile
+    from python_impl.data import DataError, list_tiles, load_tiles
 
     config = {"encoding": encoding, "tile_size": int(tile_size), "input_channels": int(input_channels)}
     ids = list_tiles(data_dir, encoding) if tile_ids is None else [int(t) for t in tile_ids]
     python, py_errors = {}, {}
     started = time.perf_counter()
     with numpy_as_in_workers():  # as the R reader's process: timed side by side
-        for tile_id in ids:
+        for tile_id in ids:  # one tile at a time, each as the workers read them (load_tiles), as in R
             try:
-                python[tile_id] = read_tile(data_dir, tile_id, config)
+                images, masks = load_tiles(data_dir, [tile_id], config)
+                python[tile_id] = images[0], masks[0, :, :, 0]
             except DataError as exc:
                 py_errors[tile_id] = str(exc)
     py_seconds = time.perf_counter() - started

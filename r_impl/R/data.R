@@ -336,9 +336,10 @@ load_tiles <- function(data_dir, tile_ids, config) {
 #' took 2.8 ms (a one-band tile goes straight into the stack, in that one call). The one call matters as much: a
 #' NumPy view of R's array held on the R side (to slice its bands) keeps the array alive until a collection
 #' finalizes the view, and the next level-0 collection cannot free it then (it has aged): at paper-r 300 MB of
-#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles. The views of packed bytes are made
-#' inside the one NumPy call that uses them (np.ndarray on R's integers), for the same reason; `$` on a NumPy
-#' array costs R ~0.2 ms (reticulate wraps every attribute), so there is none per tile.
+#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles. Packed bytes are viewed by one call
+#' to np.ndarray on R's integers (`$` on a NumPy array costs R ~0.2 ms: reticulate wraps every attribute); that
+#' view, too, keeps R's 0.8 MB of integers alive until a collection finalizes it, which at paper-r costs no full
+#' collection (99 tiles, 160 MB).
 tile_writer <- function(images, masks, rules) {
   np <- py_module("numpy")
   dims <- unlist(reticulate::py_to_r(images$shape))[-1]
@@ -382,14 +383,15 @@ tile_writer <- function(images, masks, rules) {
 #' are freed only at a collection, and faulting in that fresh memory made R's reading of the paper-r tiles 1.6-2.1x
 #' Python's; Python frees its temporaries at once and reuses warm memory.
 read_jpeg_tiles <- function(data_dir, tile_ids, config) {
-  if (!is.null(config$input_channels) && config$input_channels != 3) return(NULL)
+  # tile_writer's views pick the bytes R, G, B of each 32-bit pixel in little-endian order.
+  if (.Platform$endian != "little" || (!is.null(config$input_channels) && config$input_channels != 3)) return(NULL)
   size <- if (is.null(config$tile_size)) 0 else config$tile_size
   # A file's packed pixels, checked to hold `bands` bands; then resized, and the rows and columns it had.
   packed <- function(path, bands) {
     x <- read_jpeg(path, native = TRUE)
     if (!identical(as.integer(attr(x, "channels")), bands)) stop("another band count")
     dims <- dim(x)
-    attributes(x) <- list(dim = length(x))  # in place: x is no one else's
+    attributes(x) <- list(dim = length(x))  # a 1-d array for NumPy; R wraps the values (ALTREP), no copy
     if (size != 0 && any(dims != size)) {
       x <- x[c(t(kept_cells(list(height = dims[1], width = dims[2]), size)))]  # row by row, as libjpeg's
       dim(x) <- length(x)
@@ -458,6 +460,7 @@ dump_tiles <- function(data_dir, tile_ids, config, out_path) {
   np <- py_module("numpy")
   all <- py_attr("builtins", "slice")(NULL)  # Python's `:`
   if (identical(config$encoding, "geotiff")) suppressMessages(requireNamespace("terra", quietly = TRUE))  # quietly
+  config$rules <- config_rules(config)  # the presets file read once, not once a tile
   arrays <- list()
   errors <- list()
   seconds <- list()

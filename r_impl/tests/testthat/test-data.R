@@ -130,3 +130,30 @@ test_that("load_tiles names a broken JPEG tile read as packed bytes as read_tile
     unlink(dir, recursive = TRUE)
   }
 })
+
+# RGB JPEG tiles take the packed path (read_jpeg_tiles: no fall-back to read_tile) and give read_tile's numbers
+# bit for bit at every size: non-square tiles kept, shrunk, resized to their own height and enlarged.
+test_that("the packed JPEG path is taken and gives read_tile's numbers", {
+  dir <- tempfile("packed")
+  for (folder in c("img", "mask")) dir.create(file.path(dir, folder), recursive = TRUE)
+  set.seed(1)
+  for (id in 0:1) {
+    jpeg::writeJPEG(array(runif(20 * 28 * 3), c(20L, 28L, 3L)), file.path(dir, "img", sprintf("img_%d.jpeg", id)),
+                    quality = 0.9)
+    jpeg::writeJPEG(matrix(runif(20 * 28), 20L, 28L), file.path(dir, "mask", sprintf("mask_%d.jpeg", id)),
+                    quality = 0.9)
+  }
+  all <- py_attr("builtins", "slice")(NULL)
+  for (size in c(0L, 8L, 20L, 36L)) {
+    config <- list(encoding = "jpeg", tile_size = size, input_channels = 3L)
+    expect_false(is.null(read_jpeg_tiles(dir, 0:1, config)), label = paste("tile_size", size))
+    r <- load_tiles(dir, 0:1, config)
+    for (k in 0:1) {
+      alone <- read_tile(dir, k, config)
+      expect_true(py_bits_equal(reticulate::py_get_item(r$images, k), to_numpy(alone$image)))
+      expect_true(py_bits_equal(reticulate::py_get_item(r$masks, reticulate::tuple(k, all, all, 0L)),
+                                to_numpy(alone$mask)))
+    }
+  }
+  unlink(dir, recursive = TRUE)
+})
