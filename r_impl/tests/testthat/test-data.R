@@ -85,6 +85,15 @@ test_that("a south-up GeoTIFF reads as Python reads it", {
   unlink(dir, recursive = TRUE)
 })
 
+# load_tiles over tiles 1, 2, `bad`, 0 of `dir` stops with read_tile's message for tile `bad` (which names the tile);
+# then `dir` is removed.
+expect_stops_as_read_tile <- function(dir, bad, config, label) {
+  alone <- tryCatch(read_tile(dir, bad, config), data_error = conditionMessage)
+  expect_true(is.character(alone) && startsWith(alone, sprintf("tile %d: ", bad)), label = label)
+  expect_error(load_tiles(dir, c(1L, 2L, bad, 0L), config), alone, fixed = TRUE, class = "data_error", label = label)
+  unlink(dir, recursive = TRUE)
+}
+
 # A broken GeoTIFF tile inside a terra stack (read_geotiff_tiles): load_tiles stops with read_tile's message for
 # that tile, naming it and the fault, as when it is read alone.
 test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile does", {
@@ -93,11 +102,7 @@ test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile d
   config <- list(encoding = "geotiff", tile_size = 0L, input_channels = 3L)
   for (kind in c("nan_geotiff", "nodata_mask", "int_geotiff", "narrow_geotiff", "missing_mask")) {
     dir <- reticulate::py_to_r(reticulate::py_str(fixtures$make_fixture(kind, tempfile(kind))))
-    alone <- tryCatch(read_tile(dir, bad, config), data_error = conditionMessage)
-    expect_true(is.character(alone) && startsWith(alone, sprintf("tile %d: ", bad)), label = kind)
-    expect_error(load_tiles(dir, c(1L, 2L, bad, 0L), config), alone, fixed = TRUE, class = "data_error",
-                 label = kind)
-    unlink(dir, recursive = TRUE)
+    expect_stops_as_read_tile(dir, bad, config, kind)
   }
 })
 
@@ -123,11 +128,7 @@ test_that("load_tiles names a broken JPEG tile read as packed bytes as read_tile
                 overwrite = TRUE)  # the truncated image made whole again, then the one fault
       fault[[2]](dir, sprintf("%s/%s_%d.jpeg", fault[[1]], fault[[1]], bad))
     }
-    alone <- tryCatch(read_tile(dir, bad, config), data_error = conditionMessage)
-    expect_true(is.character(alone) && startsWith(alone, sprintf("tile %d: ", bad)), label = kind)
-    expect_error(load_tiles(dir, c(1L, 2L, bad, 0L), config), alone, fixed = TRUE, class = "data_error",
-                 label = kind)
-    unlink(dir, recursive = TRUE)
+    expect_stops_as_read_tile(dir, bad, config, kind)
   }
 })
 
