@@ -43,7 +43,17 @@ def compute_environment(base: dict | None = None) -> dict:
     env = dict(os.environ if base is None else base)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    env.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
     return env
+
+
+# glibc's malloc keeps what a process frees for its next allocations: blocks under 64 MB come from the heap, and
+# the heap is not trimmed below 1 GB. By default glibc maps each large block afresh and trims the heap, so memory
+# freed in bulk (R frees its vectors at a collection) comes back as new pages, each a page fault, whose cost on
+# a VM moves with the host (1.7-10 us here): R's data phase at ci then spread 1.3-2.5 s. With this and R's minor
+# collections (r_impl/R/data.R, GEOTIFF_COLLECT_VALUES) terra's reading of the ci tiles takes 24 k faults, not
+# 137 k. The same setting for every worker and for bench's plain fit and probe, so their timings compare.
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824"
 
 
 @contextlib.contextmanager

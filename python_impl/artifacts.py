@@ -109,7 +109,7 @@ def environment_record(config: dict, impl: str) -> dict:
         # Unset and set-but-empty both become null, as in the R twin (Sys.getenv cannot tell them apart).
         "env": {k: os.environ.get(k) or None for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
                                                "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-                                               "NUMPY_MADVISE_HUGEPAGE")},
+                                               "NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES")},
         "devices": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
