@@ -25,6 +25,8 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
         # parity.env.compute_environment, in every worker (a value the user set wins)
         assert env["env"]["NUMPY_MADVISE_HUGEPAGE"] == os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")
         assert env["env"]["GLIBC_TUNABLES"] == os.environ.get("GLIBC_TUNABLES", GLIBC_TUNABLES)
+        # train.freeze_python_objects once the libraries are loaded: TensorFlow and Keras alone are > 100 k objects
+        assert env["python_gc_frozen"] > 100_000, env["python_gc_frozen"]
         metrics = json.loads((wdir / "metrics.json").read_text())
         # Per epoch: train = the mean batch loss only; val counted. Final: both splits counted.
         losses = np.load(wdir / "batch_losses.npy")

@@ -80,6 +80,8 @@ def op_determinism_enabled() -> bool:
 
 def environment_record(config: dict, impl: str) -> dict:
     """Versions, threads, determinism flags and devices as this worker's language sees them."""
+    import gc
+
     import keras
     import tensorflow as tf
 
@@ -106,6 +108,7 @@ def environment_record(config: dict, impl: str) -> dict:
         "op_determinism": op_determinism_enabled(),
         "seed": int(config["seed"]),
         "jit_compile": False,
+        "python_gc_frozen": gc.get_freeze_count(),  # train.freeze_python_objects: objects exempt from collections
         # Unset and set-but-empty both become null, as in the R twin (Sys.getenv cannot tell them apart).
         "env": {k: os.environ.get(k) or None for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
                                                "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",

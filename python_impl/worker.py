@@ -49,6 +49,7 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     # TensorFlow imports on a Python thread).
     data.prepare_readers(train.resolve_threads(config)["threads_intra"], config["encoding"])
     threads = train.set_determinism(config)["threads_intra"]  # before any TensorFlow op
+    train.freeze_python_objects()  # the libraries' objects, out of the collector's full scans
     ready = time.time()
     timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
 

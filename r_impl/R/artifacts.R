@@ -147,6 +147,7 @@ environment_record <- function(config, impl) {
     op_determinism = op_determinism_enabled(),
     seed = as.integer(config$seed),
     jit_compile = FALSE,
+    python_gc_frozen = as.integer(reticulate::py_to_r(py_module("gc")$get_freeze_count())),  # freeze_python_objects
     env = env,
     devices = devices,
     cpu = cpu_model(),

@@ -64,6 +64,7 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
                  python, conditionMessage(e)), call. = FALSE)
   })
   threads <- set_determinism(config)$threads_intra  # before any TensorFlow op
+  freeze_python_objects()  # the libraries' objects, out of the collector's full scans
   ready <- now()
   origin <- if (is.null(launched_at)) started else launched_at
   timings <- list(start_to_ready = ready - origin)
