@@ -33,6 +33,16 @@ def tiny(tmp_path_factory):
     return make_run_inputs(folder, "smoke", TINY)
 
 
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory):
+    """The tiny set trained for 500 epochs (2000 batches, minutes): a worker that cannot finish within a short limit.
+    The tiny run itself ended within 6 s once the workers got faster, and then no limit was tested."""
+    from test_twins import make_run_inputs
+
+    folder = tmp_path_factory.mktemp("workers-endless")
+    return make_run_inputs(folder, "smoke", [*TINY[:-2], "epochs=500", "batch_size=2"])
+
+
 def read_status(out: Path) -> dict:
     return json.loads((out / "status.json").read_text())
 
@@ -93,8 +103,8 @@ def test_r_runtime_error_is_a_failed_result(tiny, tmp_path):
     assert "error: " in result.error
 
 
-def test_worker_past_its_time_limit_is_killed_with_its_children(tiny, tmp_path):
-    config_path, manifest_path = tiny
+def test_worker_past_its_time_limit_is_killed_with_its_children(endless, tmp_path):
+    config_path, manifest_path = endless
     seen = {}
 
     def on_progress(name, line):
