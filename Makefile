@@ -21,7 +21,7 @@ test: setup
 	$(PY) -m pytest
 
 test-fast: setup  # no TensorFlow, no R, no worker: enforced by parity/testing.py
-	TAILINGS_PARITY_FAST_TIER=1 $(PY) -m pytest -m 'not heavy and not ci'
+	TAILINGS_PARITY_FAST_TIER=1 $(PY) -m pytest -m 'not heavy and not ci and not slow'
 
 test-slow: setup  # the system tests of a minute or more (CI runs them after `make test`)
 	$(PY) -m pytest -m 'slow and not ci'

@@ -36,8 +36,7 @@ def compute_environment(base: dict | None = None) -> dict:
 
     NumPy asks the kernel for transparent huge pages on every array of 4 MB or more (madvise); where the kernel
     then compacts memory on the fault (THP "defrag" = madvise, Debian's and most distributions' default) the first
-    touch of such an array costs more than it saves. Measured here on the data phase (both languages, same
-    minutes): paper-r R 2.45-2.68 -> 1.56-1.66 s, Python 1.30-1.50 -> 0.76-0.82 s; set NUMPY_MADVISE_HUGEPAGE=1
+    touch of such an array costs more than it saves (figures: parity/BENCHMARKS.md). Set NUMPY_MADVISE_HUGEPAGE=1
     to have them back.
     """
     env = dict(os.environ if base is None else base)
@@ -50,9 +49,8 @@ def compute_environment(base: dict | None = None) -> dict:
 # glibc's malloc keeps what a process frees for its next allocations: blocks under 64 MB come from the heap, and
 # the heap is not trimmed below 1 GB. By default glibc maps each large block afresh and trims the heap, so memory
 # freed in bulk (R frees its vectors at a collection) comes back as new pages, each a page fault, whose cost on
-# a VM moves with the host (1.7-10 us here): R's data phase at ci then spread 1.3-2.5 s. With this and R's minor
-# collections (r_impl/R/data.R, GEOTIFF_COLLECT_VALUES) terra's reading of the ci tiles takes 24 k faults, not
-# 137 k. The same setting for every worker and for bench's plain fit and probe, so their timings compare.
+# a VM moves with the host. The same setting for every worker and for bench's plain fit and probe, so their
+# timings compare (figures: parity/BENCHMARKS.md).
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824"
 
 
@@ -87,13 +85,9 @@ def r_environment(base: dict | None = None, python: str | None = None) -> dict:
     # R frees memory in bulk, at its garbage collections (Python frees each array when its last reference goes),
     # and reading tiles allocates several MB per tile: at R's defaults every few tiles cost a collection over R's
     # whole heap (some 2 M objects of terra, methods and reticulate). So R's vector heap starts at 512 MB and grows
-    # in its largest steps (R's ?Memory); the cost is up to 512 MB of garbage between collections. Measured on R's
-    # data phase: ci 3.6-4.0 s -> 2.7-2.8 s with R_GC_MEM_GROW; R_VSIZE 1.8 -> 1.45 s at paper-r, ci unchanged
-    # (glibc's malloc tunables and transparent huge pages for R's heap measured no better or worse).
-    # Loading terra, methods and reticulate makes some 2-3 M R objects: from R's default of 350 k cons cells that
-    # cost 27 collections (1.0-1.1 s of CPU, 0.65-0.71 s elapsed in an r-rscript worker at ci, most at start-up);
-    # starting at 5 M cells (up to 280 MB) leaves 10 (0.2 s). r-rpy2's start-up, where R loads alone: 6.56-7.40 s
-    # -> 6.13-6.73 s (3 each, alternating).
+    # in its largest steps (R's ?Memory); the cost is up to 512 MB of garbage between collections. Loading terra,
+    # methods and reticulate makes some 2-3 M R objects, so the object heap starts at 5 M cells instead of R's
+    # 350 k, which would collect repeatedly at start-up (figures: parity/BENCHMARKS.md).
     env.setdefault("R_GC_MEM_GROW", "3")
     env.setdefault("R_VSIZE", "512M")
     env.setdefault("R_NSIZE", "5M")

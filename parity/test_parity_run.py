@@ -82,3 +82,21 @@ def test_report_command_rebuilds_without_training(smoke_run, capsys):
     assert main(["report", str(smoke_run)]) == 0
     out = capsys.readouterr().out
     assert before in out and (smoke_run / "report.html").is_file()
+
+
+@pytest.mark.heavy
+def test_relative_folders_with_spaces(tmp_path, monkeypatch, capsys):
+    """`run --data "my tiles" --reports-dir "my reports"` from another folder: the workers (which run in the
+    project root) get absolute paths."""
+    from parity import cli
+    from parity.data.synthetic import make_synthetic
+
+    make_synthetic(tmp_path / "my tiles", count=8, size=32, seed=5)
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["run", "--impls", "python", "--data", "my tiles", "--reports-dir", "my reports",
+                   "--set", "epochs=1", "--set", "batch_size=2"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "worker python: done" in out, out
+    run_dir = next((tmp_path / "my reports").iterdir())
+    assert f"report: {run_dir / 'report.html'}" in out
+    assert (run_dir / "report.html").is_file() and not (run_dir / "INCOMPLETE").exists()

@@ -2,7 +2,7 @@
 
 The harness (``parity/run/crossload.py``) runs this as ``python -m python_impl.crossload JOBS.json`` after the
 workers: every worker's ``model.keras`` is loaded here and in R, the way a user of each language would load
-it, and must predict the fixed batch as the saving worker did. ``JOBS.json``:
+it, and must predict the fixed batch as the saving worker did (in its batches). ``JOBS.json``:
 ``{"config": path of config.json, "jobs": [{"key", "model", "inputs", "fixed", "out", "out_name"}]}``.
 Prints one JSON line ``{"key", "rec": {"ok", "error", "file"}}`` per job, so a crash leaves the jobs before it.
 """
@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 
 
-def predict_saved(model_path, inputs_path, fixed, out_path) -> None:
-    """Load ``model_path``, predict rows ``fixed`` (0-based) of ``images`` in ``inputs_path``, save (N, H, W)."""
+def predict_saved(model_path, inputs_path, fixed, out_path, batch_size: int) -> None:
+    """Load ``model_path``, predict the ``images`` of ``inputs_path`` ``batch_size`` at a time, as the worker
+    did, and save rows ``fixed`` (0-based) as (N, H, W). The same batches: on some CPUs a row's low bits depend
+    on the batch it falls in."""
     from python_impl.unet import load_unet
 
     model = load_unet(model_path)
     with np.load(inputs_path) as z:
-        x = z["images"][np.asarray(fixed, dtype=np.int64)]
-    y = np.asarray(model.predict_on_batch(x), dtype=np.float32)[..., 0]
-    np.save(out_path, np.ascontiguousarray(y))
+        x = z["images"]
+    y = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)[..., 0]
+    np.save(out_path, np.ascontiguousarray(y[np.asarray(fixed, dtype=np.int64)]))
 
 
 def run_crossload(jobs_path) -> int:
@@ -34,12 +36,13 @@ def run_crossload(jobs_path) -> int:
     from python_impl.train import set_determinism
 
     spec = json.loads(Path(jobs_path).read_text())
-    set_determinism(read_config(spec["config"]))  # before any TensorFlow op, as in the workers
+    config = read_config(spec["config"])
+    set_determinism(config)  # before any TensorFlow op, as in the workers
     done = 0
     for job in spec["jobs"]:
         rec = {"ok": False, "error": None, "file": job["out_name"]}
         try:
-            predict_saved(job["model"], job["inputs"], job["fixed"], job["out"])
+            predict_saved(job["model"], job["inputs"], job["fixed"], job["out"], int(config["batch_size"]))
             rec["ok"] = True
             done += 1
         except Exception as exc:  # one model that does not load must not hide the others

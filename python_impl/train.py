@@ -71,9 +71,8 @@ def freeze_python_objects() -> int:
     """Exempt every object Python's cyclic garbage collector tracks now (TensorFlow's and Keras's modules: some
     370 k) from its collections from here on; return how many are exempt (``gc.freeze``).
 
-    A full collection scans all tracked objects, 0.17 s at ``ci`` here, at moments that allocation counts
-    decide: in R's worker one fell inside the training step's trace, in Python's not, and R's first epoch took
-    0.15-0.3 s longer. Frozen, they cost nothing; objects made later are collected as before, and nothing
+    A full collection scans all tracked objects at moments that allocation counts decide: in R's worker one fell
+    inside the training step's trace, in Python's not, so the languages' first epochs differed. Frozen, they cost nothing; objects made later are collected as before, and nothing
     numerical changes. The workers of both twins call it once the libraries are loaded.
     """
     import gc
@@ -114,7 +113,7 @@ def make_train_step(model, x, y):
 
     What ``train_on_batch`` runs (Keras's ``train_step``, metrics reset before it so that the loss returned is
     this batch's), as one ``tf.function`` over batches of any size: ``train_on_batch`` traces the step for the
-    first batch's size and again for a last, smaller batch (2 s at ``ci``, as long as the first trace). Same
+    first batch's size and again for a last, smaller batch (as long as the first trace). Same
     graph, same numbers. ``jit_compile=False`` as in ``unet.compile_unet``; ``autograph=False`` as Keras's own
     wrapper (``do_not_convert``).
     """
@@ -136,8 +135,8 @@ def make_predict(model, x):
     (float32 numpy, N first), ``batch_size`` at a time, as ``model.predict`` gives them; ``x`` here: tiles of
     the size it will see.
 
-    Keras's ``predict_step`` as one ``tf.function``: ``model.predict`` builds a tf.data pipeline at every call
-    (0.25-0.35 s for the 20 validation tiles at ``ci``, against 0.13 s), and ``predict_on_batch`` traces a second
+    Keras's ``predict_step`` as one ``tf.function``: ``model.predict`` builds a tf.data pipeline at every call,
+    and ``predict_on_batch`` traces a second
     graph. Same graph, same numbers (``jit_compile=False``, as training: where Keras's "auto" would pick XLA, on a
     GPU without op determinism, ``model.predict`` could differ).
     """

@@ -158,7 +158,7 @@ def build_optimizer(model):
 
     Keras builds them inside the first ``train_on_batch`` (or ``fit``) step, and a ``tf.function`` that creates
     variables is traced twice: once to create them, once more without. Built beforehand, the training step is
-    traced once (the first batch at ``ci``: 4.7-4.9 s -> 1.9-2.0 s). Same zeros, same numbers.
+    traced once. Same zeros, same numbers.
     """
     model.optimizer.build(model.trainable_variables)
     return model

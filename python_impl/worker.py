@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     status = main()
-    # Every file is written and closed: leave without the interpreter's teardown of TensorFlow, which adds about
-    # 1 s to every worker's wall time and does nothing for the results.
+    # Every file is written and closed: leave without the interpreter's teardown of TensorFlow, which adds to every
+    # worker's wall time and does nothing for the results.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

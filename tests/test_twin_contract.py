@@ -38,6 +38,7 @@ ONE_LANGUAGE = {
     ("data", "to_numpy"): "R: R doubles to a float32 NumPy array, the one rounding (Python arrays already are)",
     ("data", "tile_writer"): "R: tiles into the float32 stacks (R's arrays are Fortran; packed bytes through NumPy)",
     ("data", "dump_tiles"): "R: writes what the R reader read for `tailings-parity data compare` (r_impl/dump_tiles.R)",
+    ("predict", "read_georeference"): "R: a GeoTIFF's stored transform via rasterio (terra recomputes the pixel size)",
     ("metrics", "metric_ratio"): "R: Python's private _ratio (R has no private functions)",
     ("train", "take_rows"): "R: Python's x[positions] on a NumPy array, through reticulate",
     ("unet", "unet_builder"): "R: Python's private _Builder class (R has no classes of that kind)",

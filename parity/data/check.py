@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from python_impl.config import load_rules
 from python_impl.data import (ENCODINGS, DataError, image_values, list_tiles, mask_values, read_image_file,
                               read_mask_file, tile_paths)
 
@@ -159,7 +160,9 @@ def _cross_check(geo: dict, jpg: dict, geo_kept: dict, jpg_kept: dict) -> None:
     if "mask" in geo_kept and "mask" in jpg_kept and geo_kept["mask"].shape == jpg_kept["mask"].shape:
         differ = int(np.count_nonzero(geo_kept["mask"] != jpg_kept["mask"]))
         if differ:
-            jpg["notes"].append(f"JPEG mask thresholded at 127 differs from the GeoTIFF mask on {differ} pixel(s)")
+            threshold = load_rules()["jpeg_mask_threshold"]
+            jpg["notes"].append(f"JPEG mask thresholded at {threshold} differs from the GeoTIFF mask on {differ} "
+                                "pixel(s)")
 
 
 def check_dataset(data_dir: Path | str, encoding: str = "both", expected_size: int | None = None) -> list[dict]:

@@ -176,6 +176,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", default=None, help="dataset folder (overrides the preset's data)")
     parser.add_argument("--reports-dir", default=None, help="where the run folder goes (default: reports/)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write bench.json to FILE")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every worker's progress line (per batch) instead of one line per worker")
 
 
 def main(args) -> int:
@@ -195,7 +197,7 @@ def main(args) -> int:
     except (ParityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_status(exc) if isinstance(exc, ParityError) else 2
-    printer = runner.Printer()
+    printer = runner.Printer(verbose=args.verbose)
     try:
         timeout = float(config["worker_timeout_s"])
         plain = []

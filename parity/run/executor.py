@@ -678,27 +678,25 @@ def run_jobs(executor, jobs: list[WorkerJob], printer) -> list[dict]:
     board = JobBoard(jobs, executor.slots)
     outcomes: dict[int, JobOutcome] = {}
 
+    printer.plan(job.key for job in jobs)
+
     def on_event(kind, job, info):
         if kind == "start":
             board.started(job)
-            where = info.get("dask_worker") or info.get("host")
-            printer(f"worker {job.key}: started on {where}")
+            printer.worker_started(job.key, info.get("dask_worker") or info.get("host") or "")
         elif kind == "resubmitted":
             board.resubmitted += 1
             board.started(job)
             printer(f"worker {job.key}: its Dask worker {info.get('lost_worker')} was lost; the scheduler runs the "
                     f"job again on {info.get('dask_worker')} (once)")
         elif kind == "line":
-            printer(f"  [{job.key}] {info['line'].strip()}")
-        elif kind == "tick":
-            printer(f"  {board.line()}")
+            printer.worker(job.key)(job.impl, info["line"])
 
     for outcome in executor.run(jobs, on_event, forward_progress=True):
         board.finished(outcome)
         outcomes[id(outcome.job)] = outcome
         again = f" (attempt {outcome.attempts}: its Dask worker was lost)" if outcome.attempts > 1 else ""
-        printer(f"worker {outcome.job.key}: {'done' if outcome.ok else 'FAILED'} in {outcome.wall_s:.1f}s{again}"
-                + ("" if outcome.ok else f": {outcome.error}"))
+        printer.worker_finished(outcome.job.key, outcome.ok, outcome.wall_s, outcome.error, note=again)
         printer(f"  {board.line()}")
     ordered = [outcomes[id(j)] for j in jobs]
     mark_shared(ordered)

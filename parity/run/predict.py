@@ -3,7 +3,8 @@
 Reads ``RUN/config.json`` (reading rules, tile size, channels, batch size, threads) and the model
 ``RUN/workers/<key>/model.keras`` (by default the chosen language's own worker, else the reference's); writes
 into ``--out`` per tile ``prob_<id>.tif`` and ``class_<id>.tif`` with the input's CRS and transform
-(``python_impl/predict.py`` with rasterio, ``r_impl/R/predict.R`` with terra) and ``predictions.json``. JPEG
+(``python_impl/predict.py``; ``r_impl/R/predict.R`` reads the tiles with terra and writes the same files
+through rasterio) and ``predictions.json``. JPEG
 input has no georeference: the outputs have none, with a notice. ``r-rpy2`` runs the R twin inside a Python
 process through rpy2, ``r-rscript`` with R as host, like the workers.
 """
@@ -25,6 +26,18 @@ def predict_command(impl: str, spec: Path) -> list[str]:
     if impl == "r-rpy2":
         return [sys.executable, "-m", "parity.run.predict", "--embedded-r", str(spec)]
     return ["Rscript", "--vanilla", str(R_IMPL_DIR / "predict.R"), str(spec)]
+
+
+def check_has_tiles(data_dir: Path, encoding: str) -> None:
+    """UsageError (exit 2, nothing written) when ``data_dir`` holds no tile image of ``encoding``."""
+    from parity.errors import UsageError
+    from python_impl.data import ENCODINGS, list_tiles
+
+    if not list_tiles(data_dir, encoding):
+        folder, pattern = ENCODINGS[encoding][:2]
+        raise UsageError(f"no {encoding} tile images ({folder}/{pattern.format('<id>')})", where=f"--data {data_dir}",
+                         fix="give a folder laid out as in data/README.md" +
+                             ("" if encoding == "jpeg" else ", or --encoding jpeg for img/img_<id>.jpeg tiles"))
 
 
 def choose_model(run_dir: Path, impl: str, model_of: str | None) -> Path:
@@ -85,11 +98,19 @@ def main(args) -> int:
                   f"{'run folder' if what == '--run' else 'folder'}", file=sys.stderr)
             return 2
     try:
+        encoding = args.encoding or json.loads((run_dir / "config.json").read_text())["encoding"]
+        check_has_tiles(data_dir, encoding)
         record = run_prediction(run_dir.resolve(), args.impl, data_dir.resolve(), Path(args.out).resolve(),
                                 encoding=args.encoding, model_of=args.model_of)
     except ParityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    if not record["tiles"]:
+        print(f"error: {args.data}: none of its {len(record['skipped'])} tile(s) could be read; "
+              "fix: see the reasons below (`tailings-parity data check` names each broken file)", file=sys.stderr)
+        for tile, why in record["skipped"].items():
+            print(f"  skipped tile {tile}: {why}", file=sys.stderr)
+        return 1
     print(f"{args.impl}: {len(record['tiles'])} tiles predicted, {len(record['skipped'])} skipped -> {args.out}")
     for tile, why in record["skipped"].items():
         print(f"  skipped tile {tile}: {why}")

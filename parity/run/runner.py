@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from parity.errors import RunError, UsageError
+from parity.run.progress import Printer
 from parity.run.workers import IMPLS
 HARNESS_SCHEMA = "tailings-parity/harness"
 
@@ -51,6 +52,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                         help="run the workers as jobs on this running Dask scheduler (README: starting a cluster)")
     parser.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard (needs bokeh)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every worker's progress line (per batch) instead of one line per worker")
 
 
 def parse_impls(text: str) -> list[str]:
@@ -261,25 +264,6 @@ def check_run_inputs(config: dict, seeds: list[int] | None = None, printer=None)
 
 # ---------------------------------------------------------------------------------------------- running
 
-class Printer:
-    """Progress lines of the run: one line per worker event, prefixed with the worker's folder name."""
-
-    def __init__(self, stream=None, quiet: bool = False):
-        self.stream = stream or sys.stdout
-        self.quiet = quiet
-
-    def __call__(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
-
-    def worker(self, key: str):
-        """An on_progress callback for one worker."""
-        def on_progress(impl, line):
-            if line and line.strip():
-                self(f"  [{key}] {line.strip()}")
-        return on_progress
-
-
 def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[int] | None = None,
                reports_dir: Path | str | None = None, r_dir: Path | str | None = None,
                tolerances: dict | None = None, printer: Printer | None = None,
@@ -297,7 +281,8 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
     from parity.env import REPORTS_DIR
 
     printer = printer or Printer()
-    reports_dir = Path(reports_dir) if reports_dir else REPORTS_DIR
+    # Absolute: the workers run in the project root, and their paths come from here.
+    reports_dir = Path(reports_dir).resolve() if reports_dir else REPORTS_DIR
     t_run = time.time()
     dataset = dataset if dataset is not None else check_run_inputs(config, seeds, printer)
     try:
@@ -317,6 +302,8 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
         if full is not None:
             raise full from exc
         raise
+    finally:
+        printer.close()
     return run_dir
 
 
@@ -404,15 +391,15 @@ def run_workers(run_dir, harness, setups, config, printer, executor=None, after_
         for rep in range(1, harness["repeats"] + 1) if after_repeat else ():
             after_repeat(run_dir, rep)
         return
+    printer.plan(job.key for job in jobs)
     for k, job in enumerate(jobs):
-        printer(f"worker {job.key}: starting")
+        printer.worker_started(job.key)
         res = spawn_worker(job.impl, job.config_path, job.manifest_path, job.out_dir, timeout_s=job.timeout_s,
                            r_dir=job.r_dir, on_progress=printer.worker(job.key))
         rec = {"key": job.key, "impl": job.impl, "seed": job.seed, "repeat": job.repeat, "ok": bool(res.ok),
                "returncode": res.returncode, "error": res.error, "wall_s": res.wall_s}
         harness["workers"].append(rec)
-        printer(f"worker {job.key}: {'done' if res.ok else 'FAILED'} in {res.wall_s:.1f}s"
-                + ("" if res.ok else f": {res.error}"))
+        printer.worker_finished(job.key, res.ok, res.wall_s, res.error)
         last_of_repeat = k + 1 == len(jobs) or (jobs[k + 1].seed, jobs[k + 1].repeat) != (job.seed, job.repeat)
         if after_repeat and last_of_repeat and job.seed == jobs[0].seed:
             t_other = time.time()
@@ -496,7 +483,7 @@ def main(args) -> int:
         return 2
     if executor is not None:
         config = job_threads(config, executor.threads_per_job)  # each job's share of the cores, in its config
-    printer = Printer()
+    printer = Printer(verbose=args.verbose)
     try:
         run_dir = run_parity(config, impls, repeats=args.repeats, seeds=seeds, reports_dir=args.reports_dir,
                              r_dir=args.r_dir, tolerances=tolerances, printer=printer,

@@ -531,7 +531,7 @@ def main(args) -> int:
         return 1 if isinstance(exc, RunError) else 2
     try:
         if not args.resume:
-            sweep_dir = create_sweep_dir(Path(args.reports_dir) if args.reports_dir else REPORTS_DIR, preset, plan)
+            sweep_dir = create_sweep_dir(Path(args.reports_dir).resolve() if args.reports_dir else REPORTS_DIR, preset, plan)
             write_atomic(sweep_dir / "sweep_plan.json", json.dumps(plan, indent=1) + "\n")
         grid_text = " x ".join(f"{k} ({len(v)})" for k, v in plan["grid"].items())
         print(f"sweep folder {sweep_dir}")

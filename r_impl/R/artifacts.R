@@ -3,8 +3,8 @@
 # Arrays go through numpy (np.save / np.savez) so that both languages write the same file format; an R double
 # holding a float32 value converts back to the same float32 exactly.
 
-# Python modules already imported, by name (py_module): reticulate::import costs about 1 ms a call, which the
-# per-file and per-tile hashing of the data phase paid hundreds of times (Python caches its imports itself).
+# Python modules already imported, by name (py_module): reticulate::import has a cost per call, which the
+# per-file and per-tile hashing of the data phase would pay hundreds of times (Python caches its imports itself).
 PY_MODULES <- new.env(parent = emptyenv())
 
 #' The Python module `name` without conversion (convert = FALSE), imported once per R session.
@@ -19,8 +19,8 @@ py_module <- function(name) {
 }
 
 #' The attribute `name` of Python module `module` (py_module), looked up once per R session: `$` on a module
-#' costs 0.2-0.5 ms a call (reticulate wraps the function in R each time), which the data phase's per-file and
-#' per-tile calls paid hundreds of times.
+#' wraps the function in R at each call, which the data phase's per-file and per-tile calls would pay hundreds of
+#' times.
 py_attr <- function(module, name) {
   key <- paste0(module, "$", name)
   value <- PY_MODULES[[key]]
@@ -77,7 +77,7 @@ array_sha256 <- function(array) {
 }
 
 #' array_sha256 of every `array[k]` along the first axis, as a character vector, in three calls into Python
-#' (R only: array_sha256 per tile costs about 0.4 ms of reticulate calls, 0.07 s for the ci tiles).
+#' (R only: array_sha256 per tile would cost several reticulate calls a tile).
 row_sha256 <- function(array) {
   contiguous <- py_attr("numpy", "ascontiguousarray")(array, dtype = "float32")
   digests <- py_attr("builtins", "map")(py_attr("hashlib", "sha256"), contiguous)  # rows: C-contiguous float32

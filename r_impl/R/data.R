@@ -22,7 +22,7 @@ DATA_ENCODINGS <- list(
 #' `threads` threads.
 #'
 #' Run at start-up, as the Python twin imports rasterio or Pillow there: the data phase then times reading, not
-#' library loading (loading terra alone takes 1-2 s, so a JPEG run does not). GDAL's threads change only how
+#' library loading (terra is slow to load, so a JPEG run does not). GDAL's threads change only how
 #' blocks are decoded, never the values.
 prepare_readers <- function(threads, encoding) {
   if (check_encoding(encoding) == "geotiff") {
@@ -100,8 +100,8 @@ read_file <- function(path) {
         list(terra::values(r, mat = FALSE), terra::nlyr(r), terra::datatype(r, bylyr = FALSE), terra::nrow(r),
              terra::ncol(r))
       } else {
-        # Doubles byte / 255 in [row, col, band], straight from libjpeg's rows in C: 2 ms for a 448 x 448 tile,
-        # a quarter of unpacking readJPEG's packed integers (native = TRUE) in R.
+        # Doubles byte / 255 in [row, col, band], straight from libjpeg's rows in C: faster than unpacking
+        # readJPEG's packed integers (native = TRUE) in R.
         decoded <- read_jpeg(path)
         if (length(dim(decoded)) == 2L) dim(decoded) <- c(dim(decoded), 1L)
         list(decoded, dim(decoded)[3], "INT1U", dim(decoded)[1], dim(decoded)[2])
@@ -183,7 +183,7 @@ image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
 
 #' Decoded mask -> logical [row, col], TRUE = tailings (> geotiff_mask_threshold or > jpeg_mask_threshold),
 #' resized to `tile_size` (0 = keep). Kept logical, as Python's bool: numpy turns it into float32 1/0 where it is
-#' handed over (a double copy of the mask here cost 0.5 ms a tile at 448 x 448).
+#' handed over (a double copy of the mask here would cost time and memory per tile).
 mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (is.null(rules)) rules <- load_rules()
   if (meta$bands != 1) data_error(sprintf("%s: %d band(s), expected a 1-band mask", path, meta$bands))
@@ -280,8 +280,7 @@ GEOTIFF_STACK_VALUES <- 2^22
 # R only: R frees a stack's vector of doubles at a collection, not when the last reference goes as Python does;
 # collected while it is young (read, used and dropped since the last collection) a level-0 collection frees it,
 # and glibc hands that memory to the next stacks (with parity/env.py's GLIBC_TUNABLES) instead of fresh pages.
-# Measured on the ci tiles (terra's values()): 137 k page faults -> 24 k, 1.65-2.0 s -> 0.70 s when a fault is
-# dear on this VM; one collection per stack cost 13 ms each, one every two stacks 5 ms.
+# Figures: parity/BENCHMARKS.md.
 GEOTIFF_COLLECT_VALUES <- 2^23
 
 #' Read `tile_ids` in the given order: list(images = float32 NumPy [n, row, col, C], masks = float32 NumPy
@@ -291,7 +290,7 @@ GEOTIFF_COLLECT_VALUES <- 2^23
 #' read: NumPy rounds them to float32 in that one assignment (to_numpy's rounding) and lays them out in C order.
 #' An R array filled tile by tile, then handed over, cost more than the reading at 448 x 448 (a 357 MB vector
 #' written with a stride of n, in Fortran order); a float32 copy per tile and np.stack after them cost twice the
-#' memory and, at paper-r, 0.3 s of R's 2 s of reading (fresh memory to fault in).
+#' memory (fresh memory to fault in).
 #'
 #' R only: GeoTIFF tiles are read a few at a time as one terra stack (read_geotiff_tiles); where a stack cannot
 #' be read (a tile broken, of another size, or breaking a rule), its tiles are read one by one by read_tile,
@@ -347,8 +346,8 @@ load_tiles <- function(data_dir, tile_ids, config) {
 #'
 #' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over of doubles is a transposition.
 #' Each tile goes in one call into a float32 buffer in Fortran order (a straight copy), then band by band (each
-#' band one contiguous [row, col] plane) into the stack: 1.1-1.6 ms a 448 x 448 tile, where the whole tile at once
-#' took 2.8 ms (a one-band tile goes straight into the stack, in that one call). The one call matters as much: a
+#' band one contiguous [row, col] plane) into the stack, faster than the whole tile at once (a one-band tile goes
+#' straight into the stack, in that one call). The one call matters as much: a
 #' NumPy view of R's array held on the R side (to slice its bands) keeps the array alive until a collection
 #' finalizes the view, and the next level-0 collection cannot free it then (it has aged): at paper-r 300 MB of
 #' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles. Packed bytes are viewed by one call

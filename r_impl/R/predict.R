@@ -3,12 +3,12 @@
 # For every tile image of data_dir (masks are not needed): read it by the reading rules of the run's config
 # (data.R: the same resizing, scaling and channels as in training), predict in batches of the config's batch_size
 # with the saved model.keras, and write prob_<id>.tif (float32 probability of tailings) and class_<id>.tif (uint8,
-# 1 where the probability is above the rules' class_threshold) with terra. A GeoTIFF input gives its CRS and its
+# 1 where the probability is above the rules' class_threshold) with rasterio, as the Python twin does. A GeoTIFF input gives its CRS and its
 # extent to both outputs; a JPEG has no georeference, so its outputs have none and predictions.json says so.
 # Run as Rscript r_impl/predict.R SPEC.json (parity/run/predict.py writes the spec).
 
 #' Image [row, col, C] of tile `tile_id` by the config's reading rules (R doubles; to_numpy rounds them to
-#' float32), and its georeference (list(crs, extent) of the source, or NULL for a JPEG).
+#' float32), and its georeference (list(crs, transform) of the output grid, or NULL for a JPEG).
 read_image <- function(data_dir, tile_id, config) {
   path <- tile_paths(data_dir, tile_id, config$encoding)[1]
   raw <- read_image_file(path)
@@ -17,32 +17,50 @@ read_image <- function(data_dir, tile_id, config) {
   image <- to_channels(image_values(raw$values, raw$meta, path, size, rules), config$input_channels, rules)
   geo <- NULL
   if (raw$meta$geotiff) {
-    src <- terra::rast(path)
-    # The same extent on the resized grid: terra derives the pixel size from extent and size.
-    geo <- list(crs = terra::crs(src), extent = as.vector(terra::ext(src)))
+    src <- read_georeference(path)
+    a <- src$transform
+    out_h <- if (size > 0) size else raw$meta$height
+    out_w <- if (size > 0) size else raw$meta$width
+    # The same extent on the resized grid: the pixel size grows by in / out.
+    geo <- list(crs = src$crs, transform = c(a[1] * raw$meta$width / out_w, a[2], a[3], a[4],
+                                             a[5] * raw$meta$height / out_h, a[6]))
   }
   list(image = image, geo = geo)
 }
 
+#' R-only helper: the CRS and the six numbers of a GeoTIFF's transform as stored, read through rasterio (the
+#' writer below). terra keeps an extent instead and recomputes the pixel size from it, which differs from the
+#' file's in the last digits.
+read_georeference <- function(path) {
+  builtins <- py_module("builtins")
+  src <- py_module("rasterio")$open(path)
+  on.exit(src$close())
+  crs <- if (reticulate::py_to_r(builtins$bool(src$crs))) reticulate::py_to_r(src$crs$to_string()) else NULL
+  list(crs = crs, transform = unlist(reticulate::py_to_r(builtins$tuple(src$transform)))[1:6])
+}
+
 #' Write prob_<id>.tif (float32) and class_<id>.tif (uint8) of one tile; returns their names.
 #'
-#' `probabilities` is the tile's float32 NumPy array [H, W].
+#' `probabilities` is the tile's float32 NumPy array [H, W]. Written through rasterio, as the Python twin does:
+#' terra writes a pixel size recomputed from the extent and a nodata value of its own, so the two languages'
+#' files would differ in their metadata.
 write_outputs <- function(probabilities, geo, out_dir, tile_id, threshold) {
-  prob <- reticulate::py_to_r(probabilities)  # exact: float32 values as doubles
-  classes <- (prob > threshold) * 1L
+  np <- py_module("numpy")
+  prob <- np$asarray(probabilities, dtype = "float32")
+  classes <- np$greater(prob, threshold)$astype("uint8")
   names <- character(0)
-  for (item in list(list(sprintf("prob_%d.tif", as.integer(tile_id)), prob, "FLT4S"),
-                    list(sprintf("class_%d.tif", as.integer(tile_id)), classes, "INT1U"))) {
-    r <- terra::rast(nrows = nrow(item[[2]]), ncols = ncol(item[[2]]), nlyrs = 1)
-    if (is.null(geo)) {
-      terra::crs(r) <- ""
-    } else {
-      terra::ext(r) <- terra::ext(geo$extent)
-      terra::crs(r) <- geo$crs
+  for (item in list(list(sprintf("prob_%d.tif", as.integer(tile_id)), prob, "float32"),
+                    list(sprintf("class_%d.tif", as.integer(tile_id)), classes, "uint8"))) {
+    shape <- reticulate::py_to_r(item[[2]]$shape)
+    profile <- list(driver = "GTiff", height = shape[[1]], width = shape[[2]], count = 1L, dtype = item[[3]],
+                    compress = "lzw")
+    if (!is.null(geo)) {
+      profile$crs <- geo$crs
+      profile$transform <- do.call(py_module("rasterio.transform")$Affine, as.list(geo$transform))
     }
-    terra::values(r) <- as.vector(t(item[[2]]))  # terra takes cells row by row; R matrices are column-major
-    terra::writeRaster(r, file.path(out_dir, item[[1]]), datatype = item[[3]], overwrite = TRUE,
-                       gdal = c("COMPRESS=LZW"))
+    dst <- do.call(py_module("rasterio")$open, c(list(file.path(out_dir, item[[1]]), "w"), profile))
+    dst$write(item[[2]], 1L)
+    dst$close()
     names <- c(names, item[[1]])
   }
   names
