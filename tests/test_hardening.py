@@ -348,7 +348,7 @@ from parity.testing import pid_alive as _pid_alive  # noqa: E402
 def test_harness_killed_mid_run_leaves_incomplete_and_the_next_run_is_unaffected(tmp_path, capsys):
     data = _tiles(tmp_path / "tiles")
     reports = tmp_path / "reports"
-    argv = [sys.executable, "-u", "-m", "parity", "run", "--impls", "python", "--data", str(data),
+    argv = [sys.executable, "-u", "-m", "parity", "run", "--verbose", "--impls", "python", "--data", str(data),
             "--reports-dir", str(reports)] + [a for s in TINY[2:] for a in ("--set", s)]
     harness = subprocess.Popen(argv + ["--set", "epochs=50"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
