@@ -2,7 +2,8 @@
 
 Each module named in ``COMMANDS`` exposes ``add_arguments(parser)`` and ``main(args) -> int``; it is imported
 only when its subcommand runs, so ``tailings-parity doctor`` works even where TensorFlow does not.
-Exit status: 0 success, 1 the thing checked failed, 2 a usage error.
+Exit status: 0 success, 1 the thing checked failed, 2 a usage error. Library code raises ``ParityError``
+subclasses (``parity/errors.py``) or the twins' own errors; ``main`` prints them as one ``error:`` line.
 """
 
 from __future__ import annotations
@@ -67,8 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in RENAMED:
         print(f"notice: `tailings-parity {args.command}` is now `tailings-parity {RENAMED[args.command]}` "
               "(the comparison stage is parity/compare/); the old name still works", file=sys.stderr)
+    return dispatch(importlib.import_module(args._module).main, args)
+
+
+def dispatch(command_main, args: argparse.Namespace) -> int:
+    """Run a subcommand's ``main(args)``; an error it raises is printed here, as one ``error:`` line (what,
+    where, fix; no traceback), and becomes the exit status (2 for usage and config mistakes, else 1)."""
     try:
-        return int(importlib.import_module(args._module).main(args) or 0)
+        return int(command_main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the one place an error reaches the user
+        # Imported here: the twins' errors need NumPy, which `doctor` must not (it checks whether NumPy works).
+        from parity.errors import exit_status, user_errors
+
+        if not isinstance(exc, user_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_status(exc)

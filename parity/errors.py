@@ -41,11 +41,22 @@ class CompareError(ParityError):
 
 
 class ReportError(ParityError):
-    """A run folder that cannot be reported on (missing, not a run folder, stopped before its workers)."""
+    """A run folder that cannot be reported on (missing, not a run folder, stopped before its workers): exit 2."""
+
+    exit_status = 2
 
 
 def exit_status(exc: BaseException) -> int:
     """The exit status a command returns for ``exc``: 2 for usage and config mistakes, else 1."""
     if isinstance(exc, ParityError):
         return exc.exit_status
-    return 2 if isinstance(exc, ConfigError) else 1
+    from python_impl.manifest import ManifestError
+
+    return 2 if isinstance(exc, (ConfigError, ManifestError)) else 1
+
+
+def user_errors() -> tuple[type, ...]:
+    """The exceptions ``cli.main`` prints as one ``error:`` line (no traceback): the harness's and the twins'."""
+    from python_impl.manifest import ManifestError
+
+    return (ParityError, ConfigError, DataError, ManifestError)

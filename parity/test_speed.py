@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from parity.compare.run import compare_run
-from parity.env import GLIBC_TUNABLES
 
 
 def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
@@ -22,11 +21,8 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
         env = json.loads((wdir / "environment.json").read_text())
         assert env["threads_setting"] == ["auto", "auto"]
         assert env["threads_intra"] == env["threads_inter"] == env["available_cores"] >= 1
-        # parity.env.compute_environment, in every worker (a value the user set wins)
-        assert env["env"]["NUMPY_MADVISE_HUGEPAGE"] == os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")
-        assert env["env"]["GLIBC_TUNABLES"] == os.environ.get("GLIBC_TUNABLES", GLIBC_TUNABLES)
-        # train.freeze_python_objects once the libraries are loaded: TensorFlow and Keras alone are > 100 k objects
-        assert env["python_gc_frozen"] > 100_000, env["python_gc_frozen"]
+        # No process-wide tuning: what the user's environment says is what the workers ran with.
+        assert env["env"]["GLIBC_TUNABLES"] == (os.environ.get("GLIBC_TUNABLES") or None)
         metrics = json.loads((wdir / "metrics.json").read_text())
         # Per epoch: train = the mean batch loss only; val counted. Final: both splits counted.
         losses = np.load(wdir / "batch_losses.npy")
@@ -36,55 +32,6 @@ def test_workers_record_auto_threads_and_lean_metrics(smoke_run):
             assert {"loss", "iou", "tp", "baseline_accuracy"} <= set(epoch["val"])
         assert metrics["final"]["val"] == metrics["epochs"][-1]["val"]
         assert {"loss", "iou", "f1", "tp", "tn"} <= set(metrics["final"]["train"])
-
-
-def test_compute_processes_get_numpy_without_huge_pages_unless_the_user_asks(monkeypatch):
-    import subprocess
-    import sys
-
-    from parity.env import compute_environment
-
-    probe = [sys.executable, "-c", "import numpy._core.multiarray as m; print(m._get_madvise_hugepage())"]
-    madvise = lambda env: subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
-    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
-    assert compute_environment()["NUMPY_MADVISE_HUGEPAGE"] == "0"
-    assert madvise(compute_environment()) == "False"
-    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # a user's own setting wins
-    assert compute_environment()["NUMPY_MADVISE_HUGEPAGE"] == "1"
-    assert madvise(compute_environment()) == madvise(dict(os.environ))  # "True" on Linux >= 4.6
-    # data compare reads Python's tiles in this process, timed against the R reader's process: set alike.
-    from numpy._core import multiarray
-
-    from parity.env import numpy_as_in_workers
-
-    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
-    before = multiarray._get_madvise_hugepage()
-    with numpy_as_in_workers():
-        assert multiarray._get_madvise_hugepage() is False
-    assert multiarray._get_madvise_hugepage() is before
-
-
-def test_compute_processes_get_glibc_keeping_freed_memory_unless_the_user_asks(monkeypatch):
-    """glibc itself reads the setting in a worker's process: its mmap threshold is the one set (M_MMAP_THRESHOLD
-    in mallinfo2 is not exposed, so a block under it must come from the heap: no mmap, the arena grows)."""
-    import subprocess
-    import sys
-
-    from parity.env import compute_environment
-
-    # 40 MB: over glibc's default (adaptive, at most 32 MB) mmap threshold, under the 64 MB set here.
-    probe = [sys.executable, "-c", "import ctypes\n"
-             "class M(ctypes.Structure): _fields_ = [(n, ctypes.c_size_t) for n in "
-             "('arena','ordblks','smblks','hblks','hblkhd','usmblks','fsmblks','uordblks','fordblks','keepcost')]\n"
-             "libc = ctypes.CDLL(None); libc.mallinfo2.restype = M; libc.malloc.restype = ctypes.c_void_p\n"
-             "p = libc.malloc(40 << 20); print(libc.mallinfo2().hblks)"]
-    mapped = lambda env: int(subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout)  # noqa: E731
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    assert compute_environment()["GLIBC_TUNABLES"] == GLIBC_TUNABLES
-    bare = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    assert mapped(compute_environment()) < mapped(bare)  # the 40 MB block: mapped by default, from the heap here
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # a user's own setting wins
-    assert compute_environment()["GLIBC_TUNABLES"] == "glibc.malloc.check=0"
 
 
 def test_a_thread_difference_is_named_as_the_likely_cause(smoke_run, tmp_path):

@@ -59,9 +59,10 @@ def _args(**kw) -> Namespace:
     (dict(resume="/nonexistent/sweep"), "not a sweep folder"),
 ])
 def test_sweep_usage_errors_exit_2_and_write_nothing(tmp_path, capsys, kw, words):
+    from parity.cli import dispatch
     from parity.sweep.sweep import main
 
-    assert main(_args(reports_dir=str(tmp_path), **kw)) == 2
+    assert dispatch(main, _args(reports_dir=str(tmp_path), **kw)) == 2
     assert words in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -161,7 +162,7 @@ class KillWorkerOnce:
         import psutil
 
         pid = self.pids[address]
-        self.killed["orphans"] = [p.pid for p in psutil.Process(pid).children() if "watchdog" not in " ".join(p.cmdline())]
+        self.killed["orphans"] = [p.pid for p in psutil.Process(pid).children()]
         self.killed["worker"] = address
         os.kill(pid, signal.SIGKILL)
 

@@ -31,6 +31,25 @@ FAST_TIER_ENV = "TAILINGS_PARITY_FAST_TIER"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "heavy: starts TensorFlow, R or a worker process (not in the fast tier)")
+    if os.environ.get(FAST_TIER_ENV):
+        refuse_children_in_fast_tier()
+
+
+def refuse_children_in_fast_tier() -> None:
+    """In the fast tier no R, worker or twin process may start: the harness's one supervisor
+    (``parity.process.start``) raises instead, naming the test to mark heavy."""
+    from parity import process
+
+    start = process.start
+
+    def guarded(cmd, *args, **kw):
+        words = " ".join(map(str, cmd))
+        if "Rscript" in words or "python_impl" in words or "parity.run" in words:
+            raise RuntimeError(f"fast tier: {words[:120]} ... started by a test not marked heavy; "
+                               "mark it @pytest.mark.heavy")
+        return start(cmd, *args, **kw)
+
+    process.start = guarded
 
 
 def pytest_collection_modifyitems(config, items):
@@ -99,7 +118,7 @@ def mistake_base(tmp_path_factory) -> dict:
     """Config, manifest and a finished Python reference worker for the mistake fixtures' config."""
     from parity.data import manifest as manifest_mod
     from parity.mistakes import load_catalog
-    from parity.run.runner import prepare_dataset, resolve_data_dir
+    from parity.run.runner import check_folder, resolve_data_dir
     from parity.run.workers import spawn_worker
     from python_impl.config import load_config, write_config
 
@@ -108,8 +127,10 @@ def mistake_base(tmp_path_factory) -> dict:
     config = load_config("smoke", overrides)
     write_config(config, base / "config.json")
     data_dir = resolve_data_dir(config, base)
-    good, excluded, _ = prepare_dataset(config, data_dir)
-    manifest_mod.write_manifest(manifest_mod.make_manifest(config, data_dir, good, excluded), base / "manifest.json")
+    dataset = check_folder(config, data_dir)
+    excluded = {str(k): v for k, v in dataset.excluded.items()}
+    manifest_mod.write_manifest(manifest_mod.make_manifest(config, data_dir, dataset.good, excluded),
+                                base / "manifest.json")
     res = spawn_worker("python", base / "config.json", base / "manifest.json", base / "python",
                        timeout_s=float(config["worker_timeout_s"]))
     assert res.ok, f"the Python reference worker failed: {res.error}\n{res.stderr_tail}"
@@ -154,3 +175,58 @@ def describe_divergence(doc_or_pair: dict) -> str:
         for s in p.get("stages", []):
             lines.append(f"  {p.get('candidate')}: {s['stage']:<16} {s['verdict']:<16} {s['summary']}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+# A tiny run: 8 tiles of 32 x 32, one epoch (where failure handling is measured, not training).
+TINY = ["synthetic_count=8", "synthetic_size=32", "tile_size=32", "epochs=1", "batch_size=2"]
+
+
+def cli_run(argv, capsys) -> tuple[int, str, str]:
+    """``tailings-parity ARGV`` in this process: (exit status, stdout, stderr); never a traceback."""
+    from parity.cli import main
+
+    rc = main(argv)
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.out + cap.err
+    return rc, cap.out, cap.err
+
+
+def error_lines(err: str) -> list[str]:
+    """The non-empty lines of ``err``."""
+    return [line for line in err.splitlines() if line.strip()]
+
+
+def make_tiles(folder: Path, count: int = 8, broken: str | None = None) -> Path:
+    """Synthetic tiles (both encodings) in ``folder``; ``broken``: a kind of parity/data/fixtures.py for tile 3."""
+    from parity.data.fixtures import make_fixture
+    from parity.data.synthetic import make_synthetic
+
+    if broken:
+        return make_fixture(broken, folder, count=count, size=32)
+    make_synthetic(folder, count=count, size=32, seed=5)
+    return folder
+
+
+def run_python(code: str, timeout: float = 300):
+    """``python -c CODE`` in the project root: the CompletedProcess."""
+    import subprocess
+
+    from parity.env import PROJECT_ROOT
+
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def worker_inputs(folder: Path, overrides: list[str]) -> tuple[Path, Path, Path]:
+    """config.json and manifest.json of a tiny run on synthetic tiles in ``folder``; returns them and the tiles."""
+    from parity.data.manifest import make_manifest, write_manifest
+    from python_impl.config import load_config, write_config
+
+    data = make_tiles(folder / "data")
+    config = load_config("smoke", TINY + overrides)
+    config["data"] = str(data)
+    write_config(config, folder / "config.json")
+    write_manifest(make_manifest(config, data, list(range(8))), folder / "manifest.json")
+    return folder / "config.json", folder / "manifest.json", data

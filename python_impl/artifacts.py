@@ -80,8 +80,6 @@ def op_determinism_enabled() -> bool:
 
 def environment_record(config: dict, impl: str) -> dict:
     """Versions, threads, determinism flags and devices as this worker's language sees them."""
-    import gc
-
     import keras
     import tensorflow as tf
 
@@ -108,11 +106,10 @@ def environment_record(config: dict, impl: str) -> dict:
         "op_determinism": op_determinism_enabled(),
         "seed": int(config["seed"]),
         "jit_compile": False,
-        "python_gc_frozen": gc.get_freeze_count(),  # train.freeze_python_objects: objects exempt from collections
         # Unset and set-but-empty both become null, as in the R twin (Sys.getenv cannot tell them apart).
         "env": {k: os.environ.get(k) or None for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
                                                "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-                                               "NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES")},
+                                               "GLIBC_TUNABLES", "R_VSIZE")},
         "devices": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -76,21 +76,12 @@ def list_tiles(data_dir: Path | str, encoding: str, kind: str = "image") -> list
     return sorted(ids)
 
 
-def read_image_file(path: Path | str) -> tuple[np.ndarray, dict]:
-    """Decode an image file as stored: (H, W, bands) array in the file's dtype and band order, and metadata.
-
-    Metadata: ``dtype``, ``bands``, ``height``, ``width``, and for GeoTIFF ``crs``, ``transform``, ``nodata``,
+def read_file(path: Path | str) -> tuple[np.ndarray, dict]:
+    """Decode an image or mask file as stored: (H, W, bands) array in the file's dtype and band order, and
+    metadata: ``dtype``, ``bands``, ``height``, ``width``, and for GeoTIFF ``crs``, ``transform``, ``nodata``,
     ``descriptions``. Raises DataError for a missing or undecodable file.
     """
-    return _read_file(Path(path))
-
-
-def read_mask_file(path: Path | str) -> tuple[np.ndarray, dict]:
-    """Decode a mask file as stored: (H, W, bands) array in the file's dtype, and metadata (as read_image_file)."""
-    return _read_file(Path(path))
-
-
-def _read_file(path: Path) -> tuple[np.ndarray, dict]:
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file missing; every image needs its mask and vice versa (see data/README.md)")
     if path.suffix == ".tif":
@@ -208,9 +199,9 @@ def read_tile(data_dir: Path | str, tile_id: int, config: dict) -> tuple[np.ndar
     size = int(config.get("tile_size") or 0)
     rules = config_rules(config)
     try:
-        raw, meta = read_image_file(img_path)
+        raw, meta = read_file(img_path)
         image = image_values(raw, meta, img_path, size, rules)
-        raw_mask, mask_meta = read_mask_file(mask_path)
+        raw_mask, mask_meta = read_file(mask_path)
         mask = mask_values(raw_mask, mask_meta, mask_path, size, rules)
     except DataError as exc:
         raise DataError(f"tile {tile_id}: {exc}") from None

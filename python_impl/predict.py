@@ -26,7 +26,7 @@ def read_image(data_dir, tile_id: int, config: dict):
     """Image (H, W, C) float32 of tile ``tile_id`` by the config's reading rules, and its georeference
     (``{"crs", "transform"}`` of the output grid, or None for a JPEG)."""
     path, _ = data.tile_paths(data_dir, tile_id, config["encoding"])
-    raw, meta = data.read_image_file(path)
+    raw, meta = data.read_file(path)
     size = int(config.get("tile_size") or 0)
     rules = config_rules(config)
     image = data.to_channels(data.image_values(raw, meta, path, size, rules), int(config["input_channels"]), rules)

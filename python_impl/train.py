@@ -67,20 +67,6 @@ def set_determinism(config: dict) -> dict:
             "available_cores": available_cores(), "op_determinism": bool(config["deterministic"])}
 
 
-def freeze_python_objects() -> int:
-    """Exempt every object Python's cyclic garbage collector tracks now (TensorFlow's and Keras's modules: some
-    370 k) from its collections from here on; return how many are exempt (``gc.freeze``).
-
-    A full collection scans all tracked objects at moments that allocation counts decide: in R's worker one fell
-    inside the training step's trace, in Python's not, so the languages' first epochs differed. Frozen, they cost nothing; objects made later are collected as before, and nothing
-    numerical changes. The workers of both twins call it once the libraries are loaded.
-    """
-    import gc
-
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
 def batch_seeds(manifest: dict, epoch: int, positions):
     """Augmentation seeds (int32 pairs) of the train ``positions`` of one batch in ``epoch`` (0-based):
     rows ``positions`` of the manifest's ``augment_seeds[epoch]``."""

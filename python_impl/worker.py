@@ -49,7 +49,6 @@ def run_worker(config_path, manifest_path, out_dir, launched_at: float | None = 
     # TensorFlow imports on a Python thread).
     data.prepare_readers(train.resolve_threads(config)["threads_intra"], config["encoding"])
     threads = train.set_determinism(config)["threads_intra"]  # before any TensorFlow op
-    train.freeze_python_objects()  # the libraries' objects, out of the collector's full scans
     ready = time.time()
     timings = {"start_to_ready": ready - (launched_at if launched_at else started)}
 
@@ -91,17 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     launched = os.environ.get("TAILINGS_PARITY_LAUNCHED_AT")
     try:
         run_worker(args.config, args.manifest, args.out, float(launched) if launched else None)
-    except Exception as exc:  # the spawner turns this line into a failed result
+    except Exception as exc:  # recorded: the spawner turns this line into a failed result
         if os.environ.get("TAILINGS_PARITY_DEBUG"):
             raise
-        from python_impl.config import ConfigError
-
-        if isinstance(exc, ConfigError):  # a config mistake: one line naming the key, exit 2 (as `run`)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            return 2
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return report_failure(exc)
     return 0
+
+
+def report_failure(exc: BaseException) -> int:
+    """The worker's last line for the spawner, ``error: ...``, and its exit status: 2 for a config mistake (one
+    line naming the key, as ``run`` says it), 1 for any other failure (the r-rpy2 worker's too)."""
+    from python_impl.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -96,6 +96,16 @@ def test_healthy_report_saw_real_things(healthy_report):
     pids = [int(p) for p in re.findall(r"pid (\d+)", checks["embedded-python"]["seen"])]
     assert len(pids) == 3 and len(set(pids)) == 1 and pids[0] != os.getpid(), checks["embedded-python"]["seen"]
     assert sys.executable in checks["host-python"]["seen"]
+    # Issue 29's checks, on the healthy set-up: what each saw, read independently where it is cheap.
+    import keras
+    import numpy
+
+    assert len(checks) >= 20
+    assert "ran a TensorFlow op" in checks["r-fork"]["seen"]  # a forked R child after TensorFlow started
+    assert f"floatx {keras.config.floatx()}" in checks["keras-config"]["seen"]
+    assert os.path.dirname(numpy.__file__) in checks["numpy-shadow"]["seen"]
+    assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in checks["gpu-memory"]["seen"]
+    assert "Python, R host, R embedded" in checks["gpu-libraries"]["seen"]
 
 
 def test_table_output_and_colour(healthy_report):

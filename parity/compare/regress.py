@@ -9,10 +9,9 @@ machines, library versions or configs differ, since then a difference may not be
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from parity.errors import CompareError, ParityError
+from parity.errors import ReportError
 
 # Direction of "better" for each final-epoch metric.
 HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "iou": True, "f1": True, "precision": True, "recall": True}
@@ -31,10 +30,10 @@ def load_results(run: str | Path) -> dict:
         report.build_report(run_dir)
     results = json.loads(path.read_text())
     if results.get("schema") != report.RESULTS_SCHEMA:
-        raise CompareError(f"{path}: schema {results.get('schema')!r}, expected {report.RESULTS_SCHEMA!r}")
+        raise ReportError(f"{path}: schema {results.get('schema')!r}, expected {report.RESULTS_SCHEMA!r}")
     if results.get("version") != report.RESULTS_VERSION:
-        raise CompareError(f"{path}: results version {results.get('version')}, this harness reads "
-                           f"{report.RESULTS_VERSION}; rebuild it with tailings-parity report {run_dir}")
+        raise ReportError(f"{path}: results version {results.get('version')}, this harness reads "
+                          f"{report.RESULTS_VERSION}; rebuild it with tailings-parity report {run_dir}")
     return results
 
 
@@ -159,12 +158,8 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     """``tailings-parity compare A B``: exit 0 without regressions, 1 with, 2 for bad input."""
-    try:
-        a = load_results(args.run_a)
-        b = load_results(args.run_b)
-    except ParityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    a = load_results(args.run_a)  # a folder that is no finished run: exit 2
+    b = load_results(args.run_b)
     doc = compare_results(a, b, args.metric_tol, args.time_tol, args.time_min_s)
     print(format_comparison(doc))
     if args.json:

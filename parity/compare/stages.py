@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,76 +23,65 @@ from python_impl.config import load_rules
 SCHEMA = "tailings-parity/comparison"
 VERSION = 1
 
-# The order in which data flows through a worker: the first stage that differs is the first divergence.
-STAGES = ["inputs", "batch_order", "architecture", "initial_weights", "forward", "batch_losses",
-          "final_weights", "predictions", "metrics", "saved_models"]
-STAGE_TITLES = {
-    "inputs": "input data (per tile)", "batch_order": "split and batch order", "architecture": "architecture",
-    "initial_weights": "initial weights", "forward": "forward pass on the fixed batch",
-    "batch_losses": "loss of every batch", "final_weights": "final weights", "predictions": "predictions",
-    "metrics": "metrics per epoch", "saved_models": "saved models, loaded by the other language",
-}
 MODES = ("strict", "tolerance", "statistical")
-
-# Tolerance mode (GPU runs). Single-step stages use the float32 defaults of TensorFlow's
-# assertAllCloseAccordingToType and of Keras's testing.TestCase.assertAllClose (rtol = atol = 1e-6); stages
-# that accumulate many training steps use Keras's own trainer-test tolerance (1e-3). Inputs never depend on
-# the device, so they stay exact in every mode.
-DEFAULT_TOLERANCES = {
-    "inputs": (0.0, 0.0),
-    "initial_weights": (1e-6, 1e-6),
-    "forward": (1e-6, 1e-6),
-    "batch_losses": (1e-3, 1e-3),
-    "final_weights": (1e-3, 1e-3),
-    "predictions": (1e-3, 1e-3),
-    "metrics": (1e-3, 1e-3),
-    "saved_models": (1e-6, 1e-6),
-}
 # Tolerance mode: the share of validation pixels whose class may differ between two workers.
 DEFAULT_CLASS_SHARE = 1e-3
 STAT_ALPHA = 0.05
 
-# A worker that failed in a phase has not produced the stages from there on; name the stage it belongs to.
-PHASE_STAGE = {"start": "inputs", "config": "inputs", "data": "inputs", "manifest": "batch_order",
-               "build": "architecture", "compile": "architecture", "forward": "forward",
-               "train": "batch_losses", "evaluation": "predictions", "evaluate": "predictions",
-               "save": "saved_models", "done": "saved_models"}
+# The phases a worker goes through, in order, as its progress lines name them (``phase <name>``): a worker that
+# failed in a phase has written the evidence of no stage from that phase on.
+PHASES = ("start", "data", "build", "train", "evaluation", "save", "done")
 
 
-# Worker phases in order, and the phase whose files each stage reads: a worker that failed in a phase has
-# not written the evidence of that phase or any later one.
-PHASE_ORDER = ["start", "config", "data", "manifest", "build", "compile", "forward", "train", "evaluation",
-               "evaluate", "save", "done"]
-STAGE_PHASE = {"inputs": "data", "batch_order": "train", "architecture": "build", "initial_weights": "build",
-               "forward": "build", "batch_losses": "train", "final_weights": "save", "predictions": "evaluation",
-               "metrics": "train", "saved_models": "save"}
+@dataclass(frozen=True)
+class Context:
+    """What a stage comparison reads besides the two worker folders: the mode (strict or tolerance; statistical
+    runs compare each pair like tolerance), the tolerances by stage, the run's manifest and rules."""
+
+    mode: str
+    tolerances: dict
+    manifest: dict | None = None
+    rules: dict | None = None
 
 
-# The evidence of each stage: the worker files (FORMATS.md "Worker output") it stands on. A file that the contract
-# there lists as required and that is missing makes its stage "missing" (not ok) in every mode, never a pass.
-# A file sits with a stage whose phase is not before the phase that writes it, so that a worker that failed
-# early is reported at the stage it failed in (timings, memory and environment are written last, at "done").
-STAGE_FILES = {
-    "inputs": ("input_hashes.json", "inputs_val.npz"),
-    "batch_order": ("batch_order.json",),
-    "architecture": ("architecture.json", "compiled.json"),
-    "initial_weights": ("weights_initial.npz",),
-    "forward": ("forward_fixed.npy",),
-    "batch_losses": ("batch_losses.npy",),
-    "final_weights": ("weights_final.npz",),
-    "predictions": ("predictions_val.npy",),
-    "metrics": ("metrics.json",),
-    "saved_models": ("model.keras", "crossload.json", "timings.json", "memory.json", "environment.json"),
-}
+@dataclass(frozen=True)
+class Stage:
+    """One comparison stage: its ``name`` and ``title``; the worker ``phase`` that writes its evidence; its
+    evidence ``files`` (FORMATS.md "Worker output": a required one that is missing makes the stage "missing",
+    never a pass); its default ``tolerance`` (rtol, atol) in tolerance mode (None: exact in every mode); and
+    ``compare(ref, cand, ctx)``, which returns the stage's result."""
+
+    name: str
+    title: str
+    phase: str
+    files: tuple[str, ...]
+    tolerance: tuple[float, float] | None
+    compare: Callable
+
+
+# Every stage, in the order data flows through a worker (the order of declaration below): the first stage that
+# differs is the first divergence. Adding a stage is one ``@stage(...)`` on one function.
+REGISTRY: dict[str, Stage] = {}
+
+
+def stage(name: str, *, title: str, phase: str, files: tuple[str, ...], tolerance: tuple[float, float] | None = None):
+    """Declare the decorated ``compare(ref, cand, ctx)`` as stage ``name`` (see ``Stage``), after those before it."""
+    if phase not in PHASES:
+        raise ValueError(f"stage {name}: phase {phase!r} is not one of {PHASES}")
+
+    def register(compare: Callable) -> Callable:
+        REGISTRY[name] = Stage(name, title, phase, tuple(files), tolerance, compare)
+        return compare
+    return register
 
 
 def missing_evidence(stage: str, ref, cand) -> dict | None:
-    """A "missing" result naming the required files of ``stage`` (STAGE_FILES, required by the contract) that
-    ``ref`` or ``cand`` did not write; None when all are there."""
+    """A "missing" result naming the required files of ``stage`` (required by the contract) that ``ref`` or
+    ``cand`` did not write; None when all are there."""
     from parity.artifacts.contract import is_required
 
     gone = {}
-    for name in STAGE_FILES.get(stage, ()):
+    for name in REGISTRY[stage].files:
         if is_required(name):
             for w in (ref, cand):
                 if not w.has(name):
@@ -105,7 +96,7 @@ def missing_evidence(stage: str, ref, cand) -> dict | None:
 # ---------------------------------------------------------------------------------------------- stages
 
 def _result(stage, verdict, summary, location=None, **details) -> dict:
-    return {"stage": stage, "title": STAGE_TITLES[stage], "verdict": verdict,
+    return {"stage": stage, "title": REGISTRY[stage].title if stage in REGISTRY else stage, "verdict": verdict,
             "ok": verdict in ("identical", "within_tolerance"),
             "location": location, "summary": summary, "details": details}
 
@@ -115,14 +106,14 @@ def _missing(stage, ref: WorkerFolder, cand: WorkerFolder, filename: str) -> dic
     return _result(stage, "missing", f"{filename} not written by {', '.join(who)}", location=None)
 
 
-def _tol(tolerances: dict, stage: str) -> tuple[float, float]:
-    return tuple(tolerances.get(stage, DEFAULT_TOLERANCES.get(stage, (0.0, 0.0))))
+def _tol(ctx: Context, stage: str) -> tuple[float, float]:
+    return tuple(ctx.tolerances.get(stage) or REGISTRY[stage].tolerance or (0.0, 0.0))
 
 
-def _array_verdict(stage, mode, tolerances, diff, a, b) -> str:
+def _array_verdict(stage, ctx: Context, diff, a, b) -> str:
     if diff["identical"]:
         return "identical"
-    if mode == "tolerance" and within(diff, a, b, *_tol(tolerances, stage)):
+    if ctx.mode == "tolerance" and within(diff, a, b, *_tol(ctx, stage)):
         return "within_tolerance"
     return "differs"
 
@@ -144,7 +135,9 @@ def _input_hint(a: np.ndarray, b: np.ndarray, what: str) -> str | None:
     return None
 
 
-def compare_inputs(ref, cand, mode, tolerances) -> dict:
+@stage("inputs", title="input data (per tile)", phase="data", files=("input_hashes.json", "inputs_val.npz"),
+       tolerance=(0.0, 0.0))  # inputs never depend on the device: exact in every mode
+def compare_inputs(ref, cand, ctx: Context) -> dict:
     """Per tile: the sha256 of the float32 image and mask as each language read them; diagnoses val tiles."""
     ha, hb = ref.json("input_hashes.json"), cand.json("input_hashes.json")
     if ha is None or hb is None:
@@ -180,8 +173,10 @@ def compare_inputs(ref, cand, mode, tolerances) -> dict:
     return _result("inputs", "differs", summary, location=f"tile {t} {what}", **details)
 
 
-def compare_batch_order(ref, cand, mode, tolerances, manifest: dict | None = None) -> dict:
+@stage("batch_order", title="split and batch order", phase="train", files=("batch_order.json",))
+def compare_batch_order(ref, cand, ctx: Context) -> dict:
     """The manifest each worker read (its hash) and the tile ids it fed, batch by batch (batch_order.json)."""
+    manifest = ctx.manifest
     oa, ob = ref.json("batch_order.json"), cand.json("batch_order.json")
     # Required by the contract (FORMATS.md): a worker that did not record what it fed gives no verdict.
     if oa is None or ob is None:
@@ -233,7 +228,8 @@ def compare_compiled(ca: dict, cb: dict) -> str | None:
     return None
 
 
-def compare_architecture(ref, cand, mode, tolerances) -> dict:
+@stage("architecture", title="architecture", phase="build", files=("architecture.json", "compiled.json"))
+def compare_architecture(ref, cand, ctx: Context) -> dict:
     """Layer list, class names, the wiring (each layer's inputs, in order), normalised layer configs, parameter
     counts, and the compiled optimizer and loss (compiled.json)."""
     aa, ab = ref.json("architecture.json"), cand.json("architecture.json")
@@ -285,12 +281,22 @@ def compare_architecture(ref, cand, mode, tolerances) -> dict:
                    f"{(ca.get('loss') or {}).get('class_name')}", **details)
 
 
-def compare_weights(stage, filename, ref, cand, mode, tolerances) -> dict:
+# Tolerance mode (GPU runs): single-step stages use the float32 defaults of TensorFlow's
+# assertAllCloseAccordingToType and of Keras's testing.TestCase.assertAllClose (rtol = atol = 1e-6); stages that
+# accumulate many training steps use Keras's own trainer-test tolerance (1e-3).
+@stage("initial_weights", title="initial weights", phase="build", files=("weights_initial.npz",),
+       tolerance=(1e-6, 1e-6))
+def compare_initial_weights(ref, cand, ctx: Context) -> dict:
+    """Every variable of the built model before training."""
+    return compare_weights("initial_weights", "weights_initial.npz", ref, cand, ctx)
+
+
+def compare_weights(stage, filename, ref, cand, ctx: Context) -> dict:
     """Every variable, in model order: bit-identity, max abs, max ULP, relative L2."""
     wa, wb = ref.npz(filename), cand.npz(filename)
     if wa is None or wb is None:
         return _missing(stage, ref, cand, filename)
-    rtol, atol = _tol(tolerances, stage)
+    rtol, atol = _tol(ctx, stage)
     per_var = []
     first = None
     for key in list(wa) + [k for k in wb if k not in wa]:
@@ -299,7 +305,7 @@ def compare_weights(stage, filename, ref, cand, mode, tolerances) -> dict:
                    "missing_in": ref.name if key not in wa else cand.name}
         else:
             row = {"variable": key, **array_diff(wa[key], wb[key])}
-            row["verdict"] = _array_verdict(stage, mode, tolerances, row, wa[key], wb[key])
+            row["verdict"] = _array_verdict(stage, ctx, row, wa[key], wb[key])
         per_var.append(row)
         if first is None and row["verdict"] in ("differs", "missing"):
             first = row
@@ -324,13 +330,15 @@ def compare_weights(stage, filename, ref, cand, mode, tolerances) -> dict:
                    location=first["variable"], **details)
 
 
-def compare_forward(ref, cand, mode, tolerances) -> dict:
+@stage("forward", title="forward pass on the fixed batch", phase="build", files=("forward_fixed.npy",),
+       tolerance=(1e-6, 1e-6))
+def compare_forward(ref, cand, ctx: Context) -> dict:
     """Output of the initial model on the manifest's fixed batch."""
     a, b = ref.npy("forward_fixed.npy"), cand.npy("forward_fixed.npy")
     if a is None or b is None:
         return _missing("forward", ref, cand, "forward_fixed.npy")
     d = array_diff(a, b)
-    verdict = _array_verdict("forward", mode, tolerances, d, a, b)
+    verdict = _array_verdict("forward", ctx, d, a, b)
     if verdict == "identical":
         return _result("forward", verdict, f"output {tuple(a.shape)} bit-identical", **d)
     loc = None
@@ -342,7 +350,9 @@ def compare_forward(ref, cand, mode, tolerances) -> dict:
     return _result("forward", verdict, summary, location=loc if verdict == "differs" else None, **d)
 
 
-def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
+@stage("batch_losses", title="loss of every batch", phase="train", files=("batch_losses.npy",),
+       tolerance=(1e-3, 1e-3))
+def compare_batch_losses(ref, cand, ctx: Context) -> dict:
     """The loss of every (epoch, batch)'s training step (``make_train_step``); the first that differs."""
     a, b = ref.npy("batch_losses.npy"), cand.npy("batch_losses.npy")
     if a is None or b is None:
@@ -351,13 +361,13 @@ def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
     if d["max_abs_diff"] is None:
         return _result("batch_losses", "differs", f"shape {d['shape_a']} vs {d['shape_b']} (epochs, batches)",
                        location="shape", **d)
-    verdict = _array_verdict("batch_losses", mode, tolerances, d, a, b)
+    verdict = _array_verdict("batch_losses", ctx, d, a, b)
     if verdict == "identical":
         return _result("batch_losses", verdict, f"{a.size} batch losses bit-identical", **d)
-    rtol, atol = _tol(tolerances, "batch_losses")
+    rtol, atol = _tol(ctx, "batch_losses")
     if verdict == "within_tolerance":
         return _result("batch_losses", verdict, f"max abs {fmt(d['max_abs_diff'])} within rtol {rtol:g}", **d)
-    bad = (a.view(np.uint32) != b.view(np.uint32)) if mode == "strict" else ~np.isclose(b, a, rtol=rtol, atol=atol)
+    bad = (a.view(np.uint32) != b.view(np.uint32)) if ctx.mode == "strict" else ~np.isclose(b, a, rtol=rtol, atol=atol)
     e, i = (int(v) for v in np.argwhere(bad)[0])
     return _result("batch_losses", "differs",
                    f"epoch {e + 1} batch {i + 1}: {a[e, i]!r} vs {b[e, i]!r} "
@@ -365,21 +375,30 @@ def compare_batch_losses(ref, cand, mode, tolerances) -> dict:
                    location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **d)
 
 
-def compare_predictions(ref, cand, mode, tolerances, tile_ids=None, threshold: float | None = None) -> dict:
-    """Final predicted probabilities of the val tiles, and the share of pixels whose class (probability >
-    ``threshold``, the rules' class_threshold) differs."""
+@stage("final_weights", title="final weights", phase="save", files=("weights_final.npz",), tolerance=(1e-3, 1e-3))
+def compare_final_weights(ref, cand, ctx: Context) -> dict:
+    """Every variable of the trained model."""
+    return compare_weights("final_weights", "weights_final.npz", ref, cand, ctx)
+
+
+@stage("predictions", title="predictions", phase="evaluation", files=("predictions_val.npy",),
+       tolerance=(1e-3, 1e-3))
+def compare_predictions(ref, cand, ctx: Context) -> dict:
+    """Final predicted probabilities of the val tiles, and the share of pixels whose class (probability > the
+    rules' class_threshold) differs."""
+    tile_ids = (ctx.manifest or {}).get("val")
+    threshold = (ctx.rules or load_rules())["class_threshold"]
     a, b = ref.npy("predictions_val.npy"), cand.npy("predictions_val.npy")
     if a is None or b is None:
         return _missing("predictions", ref, cand, "predictions_val.npy")
     d = array_diff(a, b)
     if d["max_abs_diff"] is None:
         return _result("predictions", "differs", f"shape {d['shape_a']} vs {d['shape_b']}", location="shape", **d)
-    threshold = load_rules()["class_threshold"] if threshold is None else threshold
     cls_diff = (a > threshold) != (b > threshold)
     share = float(cls_diff.mean()) if a.size else 0.0
     per_tile = cls_diff.reshape(len(a), -1).mean(axis=1).tolist() if a.ndim >= 2 else []
     d.update(class_differ_share=share, class_differ_per_tile=per_tile)
-    verdict = _array_verdict("predictions", mode, tolerances, d, a, b)
+    verdict = _array_verdict("predictions", ctx, d, a, b)
     if verdict == "within_tolerance" and share > DEFAULT_CLASS_SHARE:
         verdict = "differs"
     summary = (f"{a.shape[0]} val tiles; max abs {fmt(d['max_abs_diff'])}, "
@@ -396,14 +415,15 @@ def compare_predictions(ref, cand, mode, tolerances, tile_ids=None, threshold: f
 METRIC_KEYS = ("loss", "accuracy", "iou", "f1", "precision", "recall")
 
 
-def compare_metrics(ref, cand, mode, tolerances) -> dict:
+@stage("metrics", title="metrics per epoch", phase="train", files=("metrics.json",), tolerance=(1e-3, 1e-3))
+def compare_metrics(ref, cand, ctx: Context) -> dict:
     """Metrics per epoch (train: the epoch's mean batch loss; val: counted) and the final train and val metrics;
     the first (epoch, split, metric) that differs."""
     ma, mb = ref.json("metrics.json"), cand.json("metrics.json")
     if ma is None or mb is None:
         return _missing("metrics", ref, cand, "metrics.json")
     ea, eb = ma.get("epochs", []), mb.get("epochs", [])
-    rtol, atol = _tol(tolerances, "metrics")
+    rtol, atol = _tol(ctx, "metrics")
     worst = 0.0
     first = None
     if len(ea) != len(eb):
@@ -422,7 +442,7 @@ def compare_metrics(ref, cand, mode, tolerances) -> dict:
                     ok = False
                 else:
                     worst = max(worst, abs(va - vb))
-                    ok = mode == "tolerance" and math.isclose(vb, va, rel_tol=rtol, abs_tol=atol)
+                    ok = ctx.mode == "tolerance" and math.isclose(vb, va, rel_tol=rtol, abs_tol=atol)
                 if not ok and first is None:
                     first = (xa.get("epoch"), split, key, va, vb)
     details = {"epochs": len(ea), "max_abs_diff": worst}
@@ -435,7 +455,11 @@ def compare_metrics(ref, cand, mode, tolerances) -> dict:
                    location=f"epoch {epoch} {split} {key}", epoch=epoch, **details)
 
 
-def compare_saved_models(ref, cand, mode, tolerances) -> dict:
+# timings, memory and environment are written last, at "done": they stand with the last stage.
+@stage("saved_models", title="saved models, loaded by the other language", phase="save",
+       files=("model.keras", "crossload.json", "timings.json", "memory.json", "environment.json"),
+       tolerance=(1e-6, 1e-6))
+def compare_saved_models(ref, cand, ctx: Context) -> dict:
     """Each saved model, loaded by each language, must predict the fixed batch like the worker that saved it.
 
     Reads ``crossload.json`` in each worker folder: ``{"<loader>": {"ok", "error", "file"}}``, where ``file``
@@ -454,7 +478,7 @@ def compare_saved_models(ref, cand, mode, tolerances) -> dict:
             if rec.get("ok") and own is not None:
                 got = w.npy(rec["file"])
                 row.update(array_diff(own, got))
-                row["verdict"] = _array_verdict("saved_models", mode, tolerances, row, own, got)
+                row["verdict"] = _array_verdict("saved_models", ctx, row, own, got)
             else:
                 row["verdict"] = "differs"
                 row["error"] = row["error"] or "the saving worker's own prediction is missing"
@@ -471,6 +495,21 @@ def compare_saved_models(ref, cand, mode, tolerances) -> dict:
                    location=f"{r['model']} in {r['loader']}", **details)
 
 
+# Derived from the registry, for callers: the stage names in data-flow order, and the default tolerances.
+STAGES = list(REGISTRY)
+DEFAULT_TOLERANCES = {name: st.tolerance for name, st in REGISTRY.items() if st.tolerance is not None}
+
+
+def failed_at(phase: str | None) -> str:
+    """The stage at which a worker that failed in ``phase`` is reported: the first stage, in data-flow order,
+    whose evidence that phase writes, else the first written after it (a phase no worker names: the first)."""
+    if phase not in PHASES:
+        return STAGES[0]
+    later = [st for st in REGISTRY.values() if PHASES.index(st.phase) >= PHASES.index(phase)]
+    exact = [st for st in later if st.phase == phase]
+    return (exact or later or [REGISTRY[STAGES[-1]]])[0].name
+
+
 def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", tolerances: dict | None = None,
                  manifest: dict | None = None, stages_to_check: list[str] | None = None,
                  rules: dict | None = None) -> dict:
@@ -478,55 +517,39 @@ def compare_pair(ref: WorkerFolder, cand: WorkerFolder, mode: str = "strict", to
     divergence."""
     if mode not in MODES:
         raise CompareError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
-    tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     # Statistical mode compares distributions (compare_statistical); per pair, report like tolerance mode.
-    stage_mode = "tolerance" if mode == "statistical" else mode
-    tile_ids = (manifest or {}).get("val")
-    failed = [w for w in (ref, cand) if not w.ok]
+    ctx = Context("tolerance" if mode == "statistical" else mode, {**DEFAULT_TOLERANCES, **(tolerances or {})},
+                  manifest, rules)
+    # The earliest failure of the two workers: its stage is "failed", the stages it did not reach "skipped".
+    failure = None
+    for w in (ref, cand):
+        if not w.ok:
+            phase = w.status.get("phase")
+            at = failed_at(phase)
+            if failure is None or STAGES.index(at) < STAGES.index(failure[0]):
+                failure = (at, w, phase if phase in PHASES else PHASES[0])
     stages = []
-    funcs = {
-        "inputs": lambda: compare_inputs(ref, cand, stage_mode, tolerances),
-        "batch_order": lambda: compare_batch_order(ref, cand, stage_mode, tolerances, manifest),
-        "architecture": lambda: compare_architecture(ref, cand, stage_mode, tolerances),
-        "initial_weights": lambda: compare_weights("initial_weights", "weights_initial.npz", ref, cand,
-                                                   stage_mode, tolerances),
-        "forward": lambda: compare_forward(ref, cand, stage_mode, tolerances),
-        "batch_losses": lambda: compare_batch_losses(ref, cand, stage_mode, tolerances),
-        "final_weights": lambda: compare_weights("final_weights", "weights_final.npz", ref, cand,
-                                                 stage_mode, tolerances),
-        "predictions": lambda: compare_predictions(ref, cand, stage_mode, tolerances, tile_ids,
-                                                   (rules or load_rules())["class_threshold"]),
-        "metrics": lambda: compare_metrics(ref, cand, stage_mode, tolerances),
-        "saved_models": lambda: compare_saved_models(ref, cand, stage_mode, tolerances),
-    }
-    failed_stage = None
-    for w in failed:
-        st = w.status
-        phase = str(st.get("phase"))
-        s = PHASE_STAGE.get(phase, "inputs")
-        if failed_stage is None or STAGES.index(s) < STAGES.index(failed_stage[0]):
-            failed_stage = (s, w, st, PHASE_ORDER.index(phase) if phase in PHASE_ORDER else 0)
-    for stage in stages_to_check or STAGES:
-        if failed_stage:
-            s, w, st, fail_idx = failed_stage
-            if stage == s:
-                stages.append(_result(stage, "failed",
-                                      f"worker {w.name} failed in phase {st.get('phase') or 'start'}: "
-                                      f"{_one_line(st.get('error'))}", location=f"worker {w.name}",
+    for name in stages_to_check or STAGES:
+        if failure is not None:
+            at, w, phase = failure
+            st = w.status
+            if name == at:
+                stages.append(_result(name, "failed", f"worker {w.name} failed in phase {st.get('phase') or 'start'}: "
+                                                      f"{_one_line(st.get('error'))}", location=f"worker {w.name}",
                                       returncode=st.get("returncode"), stderr_tail=st.get("stderr_tail")))
                 continue
-            if PHASE_ORDER.index(STAGE_PHASE[stage]) >= fail_idx:
-                stages.append(_result(stage, "skipped", f"not reached: worker {w.name} failed in phase "
-                                                        f"{st.get('phase') or 'start'}"))
+            if PHASES.index(REGISTRY[name].phase) >= PHASES.index(phase):
+                stages.append(_result(name, "skipped", f"not reached: worker {w.name} failed in phase "
+                                                       f"{st.get('phase') or 'start'}"))
                 continue
-        gone = missing_evidence(stage, ref, cand)
+        gone = missing_evidence(name, ref, cand)
         if gone is not None:  # no verdict without evidence: a required file that is missing fails its stage
             stages.append(gone)
             continue
         try:
-            stages.append(funcs[stage]())
-        except Exception as exc:  # one unreadable file must not hide the other stages' verdicts
-            stages.append(_result(stage, "error", f"could not compare: {type(exc).__name__}: {exc}"))
+            stages.append(REGISTRY[name].compare(ref, cand, ctx))
+        except Exception as exc:  # recorded as the stage's "error" result: one unreadable file must not hide the rest
+            stages.append(_result(name, "error", f"could not compare: {type(exc).__name__}: {exc}"))
     first = next((s for s in stages if not s["ok"] and s["verdict"] != "skipped"), None)
     return {"reference": ref.name, "candidate": cand.name, "mode": mode, "stages": stages,
             "ok": all(s["ok"] for s in stages),

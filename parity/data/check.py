@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from python_impl.config import load_rules
-from python_impl.data import (ENCODINGS, DataError, image_values, list_tiles, mask_values, read_image_file,
-                              read_mask_file, tile_paths)
+from python_impl.data import ENCODINGS, DataError, image_values, list_tiles, mask_values, read_file, tile_paths
 
 # JPEG masks are lossy: values near 0 and 255 are compression noise, values in this band are a grey mask.
 JPEG_MASK_AMBIGUOUS = (32, 223)
@@ -54,7 +54,7 @@ def _inspect(data_dir: Path, tile_id: int, encoding: str) -> tuple[dict, dict]:
             problems.append(f"{kind} missing ({rel(path)}): every {other} needs its {kind}")
             continue
         try:
-            raw, meta = (read_image_file if kind == "image" else read_mask_file)(path)
+            raw, meta = read_file(path)
         except DataError as exc:
             problems.append(f"{kind} unreadable: {exc}")
             continue
@@ -282,9 +282,36 @@ def format_left_out(excluded: dict, results: list[dict]) -> list[str]:
             for tile, reason in sorted(excluded.items(), key=lambda kv: int(kv[0]))]
 
 
+@dataclass
+class FolderCheck:
+    """One pass over a dataset folder: every tile checked (``results``, one per tile and encoding: check_dataset)
+    and every file of its tile folders accounted for (``files``: stray files and duplicates, account_files)."""
+
+    data_dir: Path
+    encoding: str
+    results: list[dict]
+    files: dict
+
+    @property
+    def good(self) -> list[int]:
+        """The ids of the tiles a run uses."""
+        return [r["tile"] for r in self.results if r["ok"]]
+
+    @property
+    def excluded(self) -> dict:
+        """{tile id: reason} of the tiles a run leaves out."""
+        return {r["tile"]: "; ".join(r["problems"]) for r in self.results if not r["ok"]}
+
+
+def check_folder(data_dir: Path | str, encoding: str, expected_size: int | None = None) -> FolderCheck:
+    """Check every tile of ``data_dir`` in ``encoding`` and account for every file, in one pass."""
+    return FolderCheck(Path(data_dir), encoding, check_dataset(data_dir, encoding, expected_size),
+                       account_files(data_dir, encoding))
+
+
 def select_tiles(data_dir: Path | str, encoding: str, strict: bool = False,
                  expected_size: int | None = None) -> tuple[list[int], dict, list[dict]]:
-    """The checks of every run: (good tile ids, {tile id: reason} of the tiles left out, all results).
+    """(good tile ids, {tile id: reason} of the tiles left out, all results) of ``check_dataset``.
 
     With ``strict`` the first bad tile raises StrictDataError naming the tile and its problem.
     """
@@ -302,9 +329,11 @@ def select_tiles(data_dir: Path | str, encoding: str, strict: bool = False,
     return good, excluded, results
 
 
-def dataset_card(results: list[dict], manifest: dict | None = None, data_dir: Path | str | None = None) -> dict:
+def dataset_card(results: list[dict], manifest: dict | None = None, data_dir: Path | str | None = None,
+                 files: dict | None = None) -> dict:
     """The run folder's ``dataset_card.json``: tiles used and left out (with reasons), class balance and the
-    all-background baseline accuracy, overall and per split of ``manifest`` when given."""
+    all-background baseline accuracy, overall and per split of ``manifest`` when given, and ``files`` (stray
+    files: account_files) when given."""
     by_tile = {r["tile"]: r for r in results}
 
     def balance(tile_ids) -> dict:
@@ -329,9 +358,8 @@ def dataset_card(results: list[dict], manifest: dict | None = None, data_dir: Pa
                    "tailings_share": (r["mask_positive_pixels"] / r["mask_pixels"]) if r["mask_pixels"] else None}
                   for r in results],
     }
-    if data_dir is not None and Path(data_dir).is_dir():
-        # Every file of the tile folders accounted for: stray files are named here (a run refuses duplicates).
-        card["files"] = account_files(data_dir, card["encodings"][0] if len(card["encodings"]) == 1 else "both")
+    if files is not None:  # every file of the tile folders accounted for: stray files (a run refuses duplicates)
+        card["files"] = files
     if manifest:
         card["split"] = {k: len(manifest[k]) for k in ("train", "val", "test")}
         for split in ("train", "val", "test"):

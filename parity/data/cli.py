@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
+from parity.errors import RunError
+
 
 def add_arguments(parser) -> None:
     """Register the ``check``, ``compare`` and ``synth`` actions."""
@@ -53,32 +55,28 @@ def _check(args) -> int:
         print("\n".join([format_results(results), *format_files(files)]))
         if files["stray"] or files["duplicates"]:
             print(f"{len(files['stray'])} stray file(s), {len(files['duplicates'])} tile(s) with two or more files")
-    status = 0
-    for dup in files["duplicates"]:
-        print(f"error: duplicate tile {dup['tile']} in {args.path}: {dup['reason']}; fix: keep one, remove or rename "
-              "the other(s)", file=sys.stderr)
-        status = 1
-    if files["stray"]:
+    if files["stray"] and not args.strict:
         names = ", ".join(s["file"] for s in files["stray"][:5]) + (" ..." if len(files["stray"]) > 5 else "")
-        if args.strict:
-            first = files["stray"][0]
-            print(f"error: stray file {first['file']} in {args.path}: {first['reason']}; fix: rename it as a tile, "
-                  "move it out of the tile folders, or run without --strict", file=sys.stderr)
-            status = 1
-        else:
-            print(f"warning: {len(files['stray'])} stray file(s) in {args.path}, not read by any run: {names} "
-                  "(--strict makes this an error)", file=sys.stderr)
+        print(f"warning: {len(files['stray'])} stray file(s) in {args.path}, not read by any run: {names} "
+              "(--strict makes this an error)", file=sys.stderr)
+    if files["duplicates"]:
+        dup, more = files["duplicates"][0], len(files["duplicates"]) - 1
+        raise RunError(f"duplicate tile {dup['tile']} in {args.path}: {dup['reason']}"
+                       + (f" (and {more} more tile(s) with two or more files, listed above)" if more else ""),
+                       fix="keep one, remove or rename the other(s)")
+    if files["stray"] and args.strict:
+        first = files["stray"][0]
+        raise RunError(f"stray file {first['file']} in {args.path}: {first['reason']}",
+                       fix="rename it as a tile, move it out of the tile folders, or run without --strict")
     bad = [r for r in results if not r["ok"]]
     if args.strict and bad:
         first = bad[0]
-        print(f"error: tile {first['tile']} ({first['encoding']}, {first['image_file']}): "
-              f"{'; '.join(first['problems'])}. Fix or remove the tile, or run without --strict to leave it out.",
-              file=sys.stderr)
-        return 1
+        raise RunError(f"tile {first['tile']} ({first['encoding']}, {first['image_file']}): "
+                       f"{'; '.join(first['problems'])}", fix="fix or remove the tile, or run without --strict to "
+                                                              "leave it out")
     if len(bad) == len(results):
-        print(f"error: no usable tile in {args.path}", file=sys.stderr)
-        return 1
-    return status
+        raise RunError(f"no usable tile in {args.path}")
+    return 0
 
 
 def _compare(args) -> int:
@@ -104,15 +102,11 @@ def _synth(args) -> int:
 
 def main(args) -> int:
     """Run the chosen action; bad data ends in a one-line message and exit 1, never a traceback."""
-    from parity.errors import CompareError
-    from python_impl.data import DataError
-
     actions = {"check": _check, "compare": _compare, "synth": _synth}
     if not getattr(args, "data_command", None):
         print("usage: tailings-parity data {check,compare,synth} ... (see tailings-parity data -h)", file=sys.stderr)
         return 2
     try:
         return actions[args.data_command](args)
-    except (DataError, CompareError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError) as exc:  # a file that cannot be read: one line, exit 1 (cli.main prints it)
+        raise RunError(str(exc)) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.artifacts.diffs import first_difference
-from parity.env import R_IMPL_DIR, numpy_as_in_workers, run_rscript
+from parity.env import R_IMPL_DIR, run_rscript
 from parity.errors import CompareError
 
 def read_in_r(data_dir: Path | str, tile_ids: list[int], config: dict, timeout_s: float = 600) -> dict:
@@ -57,13 +57,12 @@ def compare_encoding(data_dir: Path | str, encoding: str, tile_size: int = 0, in
     ids = list_tiles(data_dir, encoding) if tile_ids is None else [int(t) for t in tile_ids]
     python, py_errors = {}, {}
     started = time.perf_counter()
-    with numpy_as_in_workers():  # as the R reader's process: timed side by side
-        for tile_id in ids:  # one tile at a time, each as the workers read them (load_tiles), as in R
-            try:
-                images, masks = load_tiles(data_dir, [tile_id], config)
-                python[tile_id] = images[0], masks[0, :, :, 0]
-            except DataError as exc:
-                py_errors[tile_id] = str(exc)
+    for tile_id in ids:  # one tile at a time, each as the workers read them (load_tiles), as in R
+        try:
+            images, masks = load_tiles(data_dir, [tile_id], config)
+            python[tile_id] = images[0], masks[0, :, :, 0]
+        except DataError as exc:
+            py_errors[tile_id] = str(exc)
     py_seconds = time.perf_counter() - started
     r = read_in_r(data_dir, ids, config)
     tiles = []

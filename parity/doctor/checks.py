@@ -34,7 +34,8 @@ from importlib import metadata
 from pathlib import Path
 
 from parity.doctor.probes import R_PROBE
-from parity.env import project_r_lib, r_environment, run_child
+from parity.env import project_r_lib, r_environment
+from parity.process import run_child
 
 STATUS_ORDER = {"ok": 0, "warn": 1, "skip": 2, "fail": 3}
 SIDE_LABEL = {"python": "Python", "r-host": "R host", "r-embedded": "R embedded"}
@@ -61,15 +62,38 @@ CHECKS: dict[str, tuple[str, dict[str, list[str]]]] = {
     "determinism": ("same seed: R and Python weights bit-identical",
                     {"python": ["fit"], "r-host": ["fit"], "r-embedded": ["fit"]}),
     "r-packages": ("R packages keras3, keras, tensorflow (information)", {"r-host": ["packages"]}),
+    "python-override": ("no other Python wins silently: TENSORFLOW_PYTHON/KERAS_PYTHON, py_require, early start",
+                        {"r-host": ["python"]}),
+    "keras-config": ("one keras.json: backend, floatx, epsilon, image format, KERAS_HOME alike on every side",
+                     {"python": ["keras_config"], "r-host": ["keras_config"], "r-embedded": ["keras_config"]}),
+    "numpy-shadow": ("one NumPy: the Python's own, not a second copy on PYTHONPATH or in the user site",
+                     {"python": ["platform"], "r-host": ["platform", "python"], "r-embedded": ["platform"]}),
+    "r-keras-version": ("no R keras 2.x package beside Keras 3", {"r-host": ["packages"]}),
+    "r-fork": ("a forked R child (parallel::mcparallel) after TensorFlow loads finishes", {"r-host": ["fork"]}),
+    "libstdcxx": ("the libstdc++ R loads first is as new as Python's (GLIBCXX versions)",
+                  {"python": ["platform"], "r-host": ["python"], "r-embedded": ["python"]}),
+    "architecture": ("R and Python built for the same CPU architecture",
+                     {"python": ["platform"], "r-host": ["platform"], "r-embedded": ["platform"]}),
+    "cpu-features": ("the CPU has the AVX that TensorFlow's wheels need", {"python": ["platform"]}),
+    "gpu-libraries": ("CUDA/cuDNN build, CUDA libraries loaded, LD_LIBRARY_PATH, XLA_FLAGS, ptxas on each side",
+                      {"python": ["gpu"], "r-host": ["gpu"], "r-embedded": ["gpu"]}),
+    "gpu-memory": ("GPU memory growth on, so that probes and workers share a GPU",
+                   {"python": ["gpu"], "r-host": ["gpu"], "r-embedded": ["gpu"]}),
 }
 # Sections a section needs, per probe kind (the probes skip a section whose prerequisites did not pass).
 PREREQUISITES = {
-    "python": {"devices": ["tensorflow"], "fit": ["tensorflow"]},
-    "r": {"numpy": ["python"], "tensorflow": ["python"], "devices": ["python", "tensorflow"],
-          "fit": ["python", "tensorflow"]},
+    "python": {"devices": ["tensorflow"], "fit": ["tensorflow"], "gpu": ["tensorflow"]},
+    "r": {"numpy": ["python"], "platform": ["python"], "tensorflow": ["python"],
+          "keras_config": ["python"], "devices": ["python", "tensorflow"],
+          "gpu": ["python", "tensorflow"], "fit": ["python", "tensorflow"], "fork": ["python", "tensorflow"]},
 }
-R_SECTION_ORDER = ["r", "packages", "reticulate", "python", "numpy", "tensorflow", "devices", "fit"]
-PY_SECTION_ORDER = ["tensorflow", "devices", "fit"]
+R_SECTION_ORDER = ["r", "packages", "reticulate", "python", "numpy", "platform", "tensorflow", "keras_config",
+                   "devices", "gpu", "fit", "fork"]
+PY_SECTION_ORDER = ["platform", "tensorflow", "keras_config", "devices", "gpu", "fit"]
+# R's parallelism that survives TensorFlow: separate processes, not forks of one that runs it.
+PSOCK_FIX = ("do not fork R after TensorFlow has started (parallel::mclapply / mcparallel, future's multicore, "
+             "doMC): use parallel::makePSOCKcluster() or future::plan(multisession) and load TensorFlow in each "
+             "worker, or fork before TensorFlow loads")
 
 
 @dataclass
@@ -162,7 +186,66 @@ def _known_problems(ctx: Context) -> list[tuple[str, str]]:
     rpy2_reinstall = (f"{py} -m pip uninstall -y rpy2 rpy2-rinterface rpy2-robjects && "
                       f"R_HOME=$(R RHOME) {py} -m pip install 'rpy2>=3.5.17,<3.6'")
     rlib = project_r_lib()
+    venv_bin = str(Path(py).parent)
     return [
+        # Crashes with a cause: before the libpython entry, whose words these messages also contain.
+        (r"SIGILL|[Ii]llegal (instruction|operation|opcode)",
+         "the CPU lacks an instruction that TensorFlow's wheel was built for (AVX, since TensorFlow 1.6): "
+         "`grep -o -w avx /proc/cpuinfo` prints nothing on such a CPU; use a machine (or VM CPU model) with AVX, "
+         "or a TensorFlow built without it; on Apple silicon run arm64 R and Python, not x86_64 ones under Rosetta"),
+        (r"incompatible architecture|wrong ELF class|[Ee]xec format error",
+         "R and Python are built for different CPU architectures (a 'have'/'need' pair names them); a shared "
+         "libpython does not help: install R and Python for the same one (compare `Rscript -e 'R.version$arch'` "
+         f"with `{py} -c 'import platform; print(platform.machine())'`), e.g. the arm64 R from CRAN with an "
+         "arm64 Python on Apple silicon, then bash parity/setup.sh"),
+        (r"GLIBCXX_[\d.]+'? not found|CXXABI_[\d.]+'? not found",
+         "an older libstdc++ is found first (R's etc/ldpaths, R_LD_LIBRARY_PATH, LD_LIBRARY_PATH or a conda lib/ "
+         "put it before the system's): take that folder out of LD_LIBRARY_PATH / R_LD_LIBRARY_PATH, or start R "
+         "with LD_PRELOAD=$(gcc -print-file-name=libstdc++.so.6); the doctor's libstdcxx check names the "
+         "libstdc++ each side loaded"),
+        (r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found",
+         "a module built for NumPy 1 (an old TensorFlow or another extension) meets NumPy 2: in the same venv "
+         f"install a TensorFlow built for NumPy 2 ({py} -m pip install 'tensorflow-cpu>=2.18,<2.22') or "
+         f"downgrade NumPy ({py} -m pip install 'numpy<2')"),
+        (r"numpy\.core\.multiarray failed to import|numpy\.core\._multiarray_umath|"
+         r"import numpy from its source directory",
+         "a second NumPy shadows the venv's (a folder on PYTHONPATH, or the user site ~/.local/lib/python3.*/"
+         "site-packages): unset PYTHONPATH, export PYTHONNOUSERSITE=1, or remove it "
+         "(python -m pip uninstall numpy, run by the user that installed it there)"),
+        (r"'what' must be a function or character string",
+         "the R keras package (2.x) drives Keras 2 and fails with Keras 3: in R, remove.packages('keras'); "
+         "install.packages('keras3'); then library(keras3) (this project itself needs neither)"),
+        (r"C stack usage\s+\d+ is too close to the limit",
+         "R ran on a thread that is not R's main thread (rpy2 called from a Python worker thread, a thread pool "
+         "or Dask's threaded scheduler): call R only from the thread that started it, or run R work in "
+         "processes (multiprocessing with the spawn start method)"),
+        (r"libdevice not found|[Cc]an't find libdevice|[Cc]ouldn't (find|invoke) ptxas|ptxas.*not found",
+         f"XLA needs CUDA's ptxas and libdevice, and R never puts the venv's bin/ on PATH: export "
+         f"PATH={venv_bin}:$PATH before starting R (pip's nvidia-cuda-nvcc-cu12 puts ptxas there) and "
+         "XLA_FLAGS=--xla_gpu_cuda_data_dir=<the folder holding nvvm/libdevice>"),
+        (r"CUDA_ERROR_OUT_OF_MEMORY|failed to allocate .* from device|OOM when allocating",
+         "another process holds the GPU's memory (TensorFlow takes all of it at start): export "
+         "TF_FORCE_GPU_ALLOW_GROWTH=true for every R and Python process, or give each its own GPU with "
+         "CUDA_VISIBLE_DEVICES"),
+        (r"Loaded runtime CuDNN library: \S+ but source was compiled with|CUDNN_STATUS_(NOT_INITIALIZED|"
+         r"VERSION_MISMATCH)|cuDNN version mismatch",
+         "the cuDNN loaded is not the one TensorFlow was built with (tf.sysconfig.get_build_info()"
+         "['cudnn_version']): install TensorFlow with its own CUDA libraries "
+         f"({py} -m pip install 'tensorflow[and-cuda]') and take system CUDA folders out of LD_LIBRARY_PATH, "
+         "for R and Python alike"),
+        (r"Could not load dynamic library 'lib(cudart|cudnn|cublas|cufft|cusolver|cusparse)|"
+         r"Cannot dlopen some GPU libraries",
+         "TensorFlow found no CUDA libraries in this process: R's etc/ldpaths or the IDE rewrote "
+         "LD_LIBRARY_PATH; give R the same LD_LIBRARY_PATH as Python (pip's CUDA libraries lie under "
+         f"{Path(py).parent.parent}/lib/python3.*/site-packages/nvidia/*/lib)"),
+        (r"[Pp]revious request to .?use_python|will be ignored|failed to initialize requested version of Python"
+         r"|Python .* already initialized",
+         "Python had already started in this R session (an .Rprofile, a package's .onLoad, an earlier "
+         "reticulate call), so use_python() came too late: set RETICULATE_PYTHON before R starts "
+         "(.Renviron, written by parity/setup.sh), or restart R and call use_python() first"),
+        (r"py_require\(\).*not installed|[Rr]equirements.*declared.*not.*installed",
+         f"reticulate is bound to a fixed Python (RETICULATE_PYTHON={py}) that lacks what py_require() "
+         f"declared: install it there ({py} -m pip install <package>), or drop the py_require() call"),
         (r"undefined symbol: R_ParentEnv|symbol 'R_getVar' not found",
          "rpy2 >= 3.6 needs R >= 4.3 (R_getVar, R_ParentEnv are R 4.3 API); with R 4.2 use rpy2 3.5.x: "
          + rpy2_reinstall),
@@ -196,6 +279,10 @@ def _known_problems(ctx: Context) -> list[tuple[str, str]]:
          "apt-get install -y --no-install-recommends r-cran-jsonlite (or: bash parity/setup.sh)"),
         (r"there is no package called .reticulate.",
          f"bash parity/setup.sh (it builds reticulate >= 1.41 into {rlib}); R must see {rlib} on R_LIBS"),
+        (r"No module named '(jax|torch|openvino)'",
+         "Keras's backend (KERAS_BACKEND, or \"backend\" in keras.json) names one this Python lacks: unset "
+         "KERAS_BACKEND and set \"backend\": \"tensorflow\" in keras.json, for R and Python alike (an R-only "
+         "KERAS_BACKEND comes from ~/.Renviron, .Rprofile or a Sys.setenv before library(keras3))"),
         (r"No module named 'tensorflow'|No module named 'keras'",
          f"the Python that R uses has no TensorFlow/Keras: point reticulate at the project's venv "
          f"(unset RETICULATE_PYTHON, or export RETICULATE_PYTHON={py}), or install them there "
@@ -268,16 +355,20 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
         for probe, sections in CHECKS[name][1].items():
             needed.setdefault(probe, set()).update(sections)
 
+    # Three probes start TensorFlow side by side: on a GPU each would take all of its memory
+    # (CUDA_ERROR_OUT_OF_MEMORY) unless memory grows on demand. A value the user set is kept (and checked).
+    probe_env = dict(ctx.env)
+    probe_env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     jobs = {}
     if "python" in needed:
         wanted = _with_prerequisites(needed["python"], "python", PY_SECTION_ORDER)
-        env = dict(ctx.env, TP_DOCTOR_OUT=str(workdir / "python.json"), TP_DOCTOR_SECTIONS=",".join(wanted),
+        env = dict(probe_env, TP_DOCTOR_OUT=str(workdir / "python.json"), TP_DOCTOR_SECTIONS=",".join(wanted),
                    TP_DOCTOR_WEIGHTS=str(workdir / "python-weights.npz"))
         jobs["python"] = (ProbeRun("python", wanted), [sys.executable, "-m", "parity.doctor.probes.python_side"],
                           env, [workdir / "python.json"])
     if "r-host" in needed:
         wanted = _with_prerequisites(needed["r-host"], "r", R_SECTION_ORDER)
-        env = dict(ctx.env, TP_DOCTOR_MODE="host", TP_DOCTOR_OUT=str(workdir / "r-host.json"),
+        env = dict(probe_env, TP_DOCTOR_MODE="host", TP_DOCTOR_OUT=str(workdir / "r-host.json"),
                    TP_DOCTOR_SECTIONS=",".join(wanted), TP_DOCTOR_WEIGHTS=str(workdir / "r-host-weights.npz"))
         run = ProbeRun("r-host", wanted)
         if not ctx.rscript:
@@ -286,7 +377,7 @@ def run_probes(ctx: Context, checks: list[str], timeout: float, workdir: Path) -
                           env, [workdir / "r-host.json"])
     if "r-embedded" in needed:
         r_wanted = _with_prerequisites(needed["r-embedded"] - {"rpy2"}, "r", R_SECTION_ORDER)
-        env = dict(ctx.env, TP_DOCTOR_MODE="embedded", TP_DOCTOR_OUT=str(workdir / "r-embedded.json"),
+        env = dict(probe_env, TP_DOCTOR_MODE="embedded", TP_DOCTOR_OUT=str(workdir / "r-embedded.json"),
                    TP_DOCTOR_OUT_RPY2=str(workdir / "rpy2.json"), TP_DOCTOR_SECTIONS=",".join(r_wanted),
                    TP_DOCTOR_WEIGHTS=str(workdir / "r-embedded-weights.npz"),
                    TP_DOCTOR_RETICULATE_EMBEDDED_MIN=RETICULATE_EMBEDDED_MIN)
@@ -650,11 +741,371 @@ def check_r_packages(ctx: Context) -> CheckResult:
     return _combine("r-packages", rows)
 
 
+def _python_has(python: str, module: str, timeout: float = 30) -> tuple[str | None, bool | None]:
+    """(sys.prefix, whether ``module`` is importable) of another interpreter, asked without importing it."""
+    code = f"import importlib.util, sys; print(sys.prefix); print(importlib.util.find_spec({module!r}) is not None)"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    lines = out.stdout.split()
+    return (lines[0], lines[1] == "True") if out.returncode == 0 and len(lines) == 2 else (None, None)
+
+
+def check_python_override(ctx: Context) -> CheckResult:
+    """No other Python can win silently: TENSORFLOW_PYTHON / KERAS_PYTHON (copied into RETICULATE_PYTHON by the R
+    tensorflow / keras packages' .onLoad), reticulate's managed (py_require, uv) environment, a Python started
+    before the R code could choose one (use_python() then ignored)."""
+    def describe(probe, d):
+        env = d.get("env") or {}
+        rows = []
+        for var, package in (("TENSORFLOW_PYTHON", "tensorflow"), ("KERAS_PYTHON", "keras")):
+            other = env.get(var)
+            if not other:
+                continue
+            prefix, has_tf = _python_has(other, "tensorflow")
+            if prefix and os.path.normpath(prefix) == os.path.normpath(ctx.python_prefix):
+                continue
+            what = ("which does not run" if prefix is None else
+                    "which has no TensorFlow" if not has_tf else f"another Python (prefix {prefix})")
+            rows.append(("fail", f"{var}={other}: the R {package} package's .onLoad copies it into "
+                                 f"RETICULATE_PYTHON, so library({package}) switches R to {other}, {what} "
+                                 f"(reticulate here uses {d.get('config_python')})",
+                         f"unset {var} (or export {var}={ctx.python})"))
+        declared = [r for r in d.get("declared_requirements") or [] if r != "numpy"]  # numpy: reticulate's own
+        if d.get("ephemeral") or env.get("RETICULATE_PYTHON") == "managed" or d.get("forced") == "py_require()":
+            rows.append(("fail", f"reticulate uses its uv-managed ephemeral environment ({d.get('config_python')}, "
+                                 f"forced by {d.get('forced')}), not the project's venv",
+                         f"export RETICULATE_PYTHON={ctx.python} (and drop RETICULATE_PYTHON=managed / "
+                         f"RETICULATE_USE_MANAGED_VENV)"))
+        elif declared:
+            rows.append(("warn", f"py_require() declared {', '.join(declared)}, but reticulate is bound to "
+                                 f"{d.get('config_python')} (forced by {d.get('forced')}): they are not installed "
+                                 f"for you", diagnose("py_require() not installed", ctx)))
+        if d.get("started_before_probe"):
+            rows.append(("fail", "Python had already started before the probe's first line (an .Rprofile or site "
+                                 "profile starts it): a use_python() in R code would be ignored",
+                         diagnose("will be ignored", ctx)))
+        if rows:
+            return _worst([r[0] for r in rows]), "; ".join(r[1] for r in rows), " | ".join(r[2] for r in rows)
+        overrides = ", ".join(f"{v} {'at the same Python' if env.get(v) else 'unset'}"
+                              for v in ("TENSORFLOW_PYTHON", "KERAS_PYTHON"))
+        return ("ok", f"{SIDE_LABEL[probe]}: {d.get('config_python')} forced by {d.get('forced')}, not ephemeral; "
+                      f"{overrides}; Python started by the probe, not before", "")
+
+    rows, _ = _sides(ctx, "python-override", "python", describe,
+                     lambda p, m: f"export RETICULATE_PYTHON={ctx.python}")
+    return _combine("python-override", rows)
+
+
+KERAS_CONFIG_KEYS = ("backend", "floatx", "epsilon", "image_data_format", "keras_home")
+KERAS_CONFIG_EXPECTED = {"backend": "tensorflow", "floatx": "float32", "image_data_format": "channels_last"}
+
+
+def _keras_origin(probe: str, d: dict) -> str:
+    """Which keras.json a side read and the variables that chose it (Python's os.environ, and R's where else)."""
+    env, r_env = d.get("env") or {}, d.get("r_env")
+    text = f"{SIDE_LABEL[probe]} reads {d.get('keras_json')}"
+    for var in ("KERAS_HOME", "KERAS_BACKEND"):
+        if env.get(var):
+            text += f", {var}={env[var]}"
+        if r_env is not None and r_env.get(var) != env.get(var):
+            text += f" (R's {var}={r_env.get(var) or 'unset'}, Python's {env.get(var) or 'unset'})"
+    return text
+
+
+def check_keras_config(ctx: Context) -> CheckResult:
+    """Keras reads keras.json from KERAS_HOME (or ~/.keras): every side must compute with the same settings."""
+    rows, datas = _sides(ctx, "keras-config", "keras_config", lambda p, d: ("ok", "", ""),
+                         lambda p, m: f"run `{ctx.python} -c 'import keras; print(keras.config.floatx())'`")
+    rows = [r for r in rows if r[1]]
+    differ = [k for k in KERAS_CONFIG_KEYS if len({str(d.get(k)) for d in datas.values()}) > 1]
+    for key in differ:
+        rows.append(("fail", f"{key} differs: " + ", ".join(f"{SIDE_LABEL[p]} {d.get(key)}" for p, d in datas.items()),
+                     "one keras.json and one backend for R and Python: export the same KERAS_HOME (or none) and "
+                     "the same KERAS_BACKEND (or none) for both (keras3 points KERAS_HOME at R's user cache when "
+                     "~/.keras is absent, so `mkdir -p ~/.keras` or an explicit KERAS_HOME keeps them together), "
+                     "then set floatx float32, image_data_format channels_last in that keras.json"))
+    if differ:
+        rows.append(("fail", "where from: " + "; ".join(_keras_origin(p, d) for p, d in datas.items()), ""))
+    for p, d in datas.items():
+        odd = [f"{k} {d.get(k)}" for k, v in KERAS_CONFIG_EXPECTED.items() if d.get(k) != v and k not in differ]
+        if odd:
+            rows.append(("warn", f"{SIDE_LABEL[p]}: {', '.join(odd)} (the project's model assumes "
+                                 f"{', '.join(f'{k} {v}' for k, v in KERAS_CONFIG_EXPECTED.items())})",
+                         f"edit {d.get('keras_json')} or unset KERAS_BACKEND"))
+        if d.get("keras3_would_set_home"):
+            rows.append(("warn", f"{SIDE_LABEL[p]}: ~/.keras does not exist and KERAS_HOME is unset: library(keras3) "
+                                 f"would point KERAS_HOME at {d['keras3_would_set_home']}, away from Python's",
+                         "mkdir -p ~/.keras (or export KERAS_HOME for R and Python alike)"))
+    if datas and not differ:
+        one = next(iter(datas.values()))
+        rows.append(("ok", f"{', '.join(SIDE_LABEL[p] for p in datas)} alike: backend {one.get('backend')}, floatx "
+                           f"{one.get('floatx')}, epsilon {one.get('epsilon')}, {one.get('image_data_format')}, "
+                           f"{one.get('keras_json')}", ""))
+    return _combine("keras-config", rows)
+
+
+def _under(path: str, folder: str) -> bool:
+    return bool(folder) and os.path.normpath(path).startswith(os.path.normpath(folder) + os.sep)
+
+
+def check_numpy_shadow(ctx: Context) -> CheckResult:
+    """Each side loads the NumPy of its own Python, and the same one; a copy on PYTHONPATH or in the user site
+    shadows it (``numpy.core.multiarray failed to import`` when the versions part)."""
+    r_host = ctx.probes.get("r-host")
+    reticulate_numpy = ((r_host.sections.get("python") or {}).get("numpy_path") if r_host else None)
+
+    def describe(probe, d):
+        loaded = os.path.dirname(d.get("numpy_file") or "")
+        copies = d.get("numpy_on_path") or []
+        seen = f"{SIDE_LABEL[probe]} NumPy {d.get('numpy_version')} from {loaded}"
+        own = _under(loaded, d.get("prefix", "")) or _under(loaded, d.get("base_prefix", ""))
+        fix = diagnose("numpy.core.multiarray failed to import", ctx)
+        if not own:
+            where = ("PYTHONPATH" if any(_under(loaded, p) for p in (d.get("pythonpath") or "").split(":") if p)
+                     else "the user site" if _under(loaded, d.get("user_site", "")) else "outside the Python")
+            return "fail", f"{seen}: from {where}, not {d.get('prefix')}'s own", fix
+        if len(copies) > 1:
+            return "warn", f"{seen}; another NumPy lies on sys.path in {', '.join(copies[1:])}", fix
+        return "ok", seen, ""
+
+    rows, datas = _sides(ctx, "numpy-shadow", "platform", describe,
+                         lambda p, m: f"run `{ctx.python} -c 'import numpy; print(numpy.__file__)'`")
+    loaded = {p: os.path.dirname(d.get("numpy_file") or "") for p, d in datas.items()}
+    if len(set(loaded.values())) > 1:
+        rows.append(("fail", "the sides load different NumPy copies", "R and Python must load one NumPy: "
+                     f"export RETICULATE_PYTHON={ctx.python}, and the same PYTHONPATH (best: none) for both"))
+    if reticulate_numpy and "r-host" in loaded and os.path.normpath(reticulate_numpy) != loaded["r-host"]:
+        rows.append(("warn", f"reticulate::py_config() names NumPy at {reticulate_numpy}, R host loaded "
+                             f"{loaded['r-host']}", diagnose("numpy.core.multiarray failed to import", ctx)))
+    if rows and all(r[0] == "ok" for r in rows) and len(set(loaded.values())) == 1:
+        rows = [("ok", f"NumPy {next(iter(datas.values())).get('numpy_version')} from {next(iter(loaded.values()))} "
+                       f"on {', '.join(SIDE_LABEL[p] for p in datas)}; no other copy on sys.path", "")]
+    return _combine("numpy-shadow", rows)
+
+
+def check_r_keras_version(ctx: Context) -> CheckResult:
+    """The R keras package (2.x) drives Keras 2: beside Keras 3 its calls fail ('what' must be a function)."""
+    try:
+        py_keras = metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        py_keras = ""
+
+    def describe(probe, d):
+        keras_r = d.get("keras") or {}
+        if keras_r.get("installed") and _version_tuple(keras_r.get("version"))[:1] < (3,) \
+                and _version_tuple(py_keras)[:1] == (3,):
+            return ("fail", f"R package keras {keras_r.get('version')} is installed beside Keras {py_keras}: it "
+                            f"drives Keras 2, so library(keras) code fails with \"'what' must be a function or "
+                            f"character string\"", diagnose("'what' must be a function or character string", ctx))
+        return "ok", (f"R keras {keras_r.get('version') if keras_r.get('installed') else 'not installed'}, "
+                      f"Keras {py_keras or '?'} in Python: no Keras 2 R package beside Keras 3"), ""
+
+    rows, _ = _sides(ctx, "r-keras-version", "packages", describe, lambda p, m: "")
+    return _combine("r-keras-version", rows)
+
+
+def check_r_fork(ctx: Context) -> CheckResult:
+    """A forked R child (what parallel::mclapply does) after TensorFlow started: it must finish, not hang."""
+    def describe(probe, d):
+        threads = f"{d.get('intra_op_threads')} intra-op / {d.get('inter_op_threads')} inter-op threads"
+        seen = (f"{SIDE_LABEL[probe]}: a forked R child (parallel::mcparallel) after TensorFlow started "
+                f"({threads})")
+        outcome = d.get("outcome")
+        if outcome == "completed":
+            return "ok", f"{seen} ran a TensorFlow op in {d.get('seconds', 0):.2f} s", ""
+        if outcome == "hung":
+            return ("fail", f"{seen} did not finish a 300x300 matmul in {d.get('limit'):g} s and was killed: "
+                            f"TensorFlow's thread pools do not survive a fork", PSOCK_FIX)
+        return "fail", f"{seen} failed: {outcome} {d.get('child_error') or ''}".strip(), PSOCK_FIX
+
+    rows, _ = _sides(ctx, "r-fork", "fork", describe, lambda p, m: PSOCK_FIX)
+    return _combine("r-fork", rows)
+
+
+def glibcxx_newest(path: str) -> str | None:
+    """The newest GLIBCXX_3.4.N version a libstdc++ file defines ('3.4.30'), read from its bytes; None if unreadable."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    found = [int(n) for n in re.findall(rb"GLIBCXX_3\.4\.(\d+)\x00", data)]
+    return f"3.4.{max(found)}" if found else None
+
+
+def check_libstdcxx(ctx: Context) -> CheckResult:
+    """R may load its own libstdc++ (R's etc/ldpaths, R_LD_LIBRARY_PATH, a conda lib/) before Python's modules ask
+    for theirs; an older one fails them with "version `GLIBCXX_3.4.N' not found"."""
+    rows, datas = [], {}
+    # Python records it in its platform section; R in its python section, after reticulate's C++ library loaded.
+    for probe, section in (("python", "platform"), ("r-host", "python"), ("r-embedded", "python")):
+        if probe not in ctx.probes:
+            continue
+        kind, value = ctx.probes[probe].outcome(section)
+        if kind == "data":
+            datas[probe] = value
+        elif kind == "skip":
+            rows.append(("skip", value, ""))
+        else:
+            rows.append(("fail", value, diagnose(value, ctx) or diagnose("GLIBCXX_3.4.30 not found", ctx)))
+    loaded = {p: next(iter((d.get("libstdcxx") or {}).values()), None) for p, d in datas.items()}
+    newest = {p: glibcxx_newest(path) if path else None for p, path in loaded.items()}
+    known = {p: v for p, v in newest.items() if v}
+    reference = max(known.values(), key=_version_tuple, default=None)
+    older = [p for p, v in known.items() if _version_tuple(v) < _version_tuple(reference)]
+    for p, v in known.items():
+        if p in older:
+            best = next(q for q, w in known.items() if w == reference)
+            rows.append(("fail", f"{SIDE_LABEL[p]} loads {loaded[p]} (GLIBCXX up to {v}), older than "
+                                 f"{SIDE_LABEL[best]}'s {loaded[best]} (up to {reference}): a module built for the "
+                                 f"newer one fails there with \"version `GLIBCXX_...' not found\"",
+                         diagnose("GLIBCXX_3.4.30 not found", ctx)))
+    if known and not older:
+        files = {loaded[p] for p in known}
+        where = ", ".join(SIDE_LABEL[p] for p in known)
+        rows.append(("ok", (f"{where}: {next(iter(files))} (GLIBCXX up to {reference})" if len(files) == 1 else
+                            "; ".join(f"{SIDE_LABEL[p]} {loaded[p]} (GLIBCXX up to {known[p]})" for p in known)),
+                     ""))
+    for p in datas:
+        if p not in known:
+            rows.append(("ok", f"{SIDE_LABEL[p]}: no libstdc++ loaded at that point", ""))
+    return _combine("libstdcxx", rows)
+
+
+_MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "arm64e": "aarch64"}
+
+
+def check_architecture(ctx: Context) -> CheckResult:
+    """R and the Python it loads are built for one architecture (else: 'incompatible architecture')."""
+    def norm(machine):
+        return _MACHINE_ALIASES.get((machine or "").lower(), (machine or "").lower())
+
+    def describe(probe, d):
+        r_arch, py_arch = d.get("r_arch"), d.get("python_machine")
+        seen = (f"{SIDE_LABEL[probe]}: " + (f"R {r_arch}, " if r_arch else "")
+                + f"Python {py_arch} ({d.get('pointer_bits')}-bit)")
+        if r_arch and norm(r_arch) != norm(py_arch):
+            return "fail", seen + ": different architectures", diagnose("incompatible architecture", ctx)
+        return "ok", seen, ""
+
+    rows, _ = _sides(ctx, "architecture", "platform", describe,
+                     lambda p, m: diagnose(m, ctx) or "see the message")
+    return _combine("architecture", rows)
+
+
+def check_cpu_features(ctx: Context) -> CheckResult:
+    """TensorFlow's x86 wheels need AVX; without it the first import dies with SIGILL (illegal instruction)."""
+    def describe(probe, d):
+        flags = d.get("cpu_flags")
+        if flags is None:
+            return "ok", "no /proc/cpuinfo here (not Linux): AVX not checked", ""
+        if (d.get("python_machine") or "").lower() not in ("x86_64", "amd64"):
+            return "ok", f"{d.get('python_machine')} CPU: AVX does not apply", ""
+        if "avx" not in flags:
+            return ("fail", f"the CPU has no AVX (flags seen: {', '.join(flags) or 'none of sse4_2, avx, avx2, fma'})"
+                            ": TensorFlow's wheels die at import with SIGILL (illegal instruction)",
+                    diagnose("SIGILL", ctx))
+        return "ok", f"CPU flags {' '.join(flags)} (TensorFlow's wheels need avx)", ""
+
+    rows, _ = _sides(ctx, "cpu-features", "platform", describe, lambda p, m: diagnose(m, ctx) or "see the message")
+    return _combine("cpu-features", rows)
+
+
+def _gpu_facts(d: dict) -> dict[str, str]:
+    """What one side's gpu section recorded, as the words of the report."""
+    build = d.get("build") or {}
+    env = d.get("env") or {}
+    return {"build": (f"CUDA build (CUDA {build.get('cuda_version')}, cuDNN {build.get('cudnn_version')})"
+                      if build.get("is_cuda_build") else "CPU-only build"),
+            "GPUs": str(d.get("gpus")),
+            "CUDA libraries loaded": ", ".join(sorted(d.get("cuda_libraries") or {})) or "none",
+            "libstdc++": ", ".join((d.get("libstdcxx") or {}).values()) or "?",
+            "LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH") or "(unset)",
+            "XLA_FLAGS": env.get("XLA_FLAGS") or "(unset)", "ptxas": d.get("ptxas") or "not on PATH"}
+
+
+def _gpu_summary(datas: dict) -> str:
+    """One phrase per fact: its value once where every side agrees, else each side's."""
+    facts = {p: _gpu_facts(d) for p, d in datas.items()}
+    parts = []
+    for key in next(iter(facts.values()), {}):
+        values = {p: f[key] for p, f in facts.items()}
+        if len(set(values.values())) == 1:
+            parts.append(f"{key} {next(iter(values.values()))}")
+        else:
+            parts.append(f"{key}: " + "; ".join(f"{SIDE_LABEL[p]} {v}" for p, v in values.items()))
+    return f"{', '.join(SIDE_LABEL[p] for p in datas)}: " + ", ".join(parts)
+
+
+def check_gpu_libraries(ctx: Context) -> CheckResult:
+    """Where TensorFlow is a CUDA build: every side sees the GPUs, loads a cuDNN of the build's version, and
+    finds ptxas for XLA. On a CPU-only build: what each side loaded, for the record."""
+    rows, datas = _sides(ctx, "gpu-libraries", "gpu", lambda p, d: ("ok", "", ""),
+                         lambda p, m: f"run `{ctx.python} -c 'import tensorflow as tf; "
+                                      f"print(tf.sysconfig.get_build_info())'`")
+    cuda = {p: d for p, d in datas.items() if (d.get("build") or {}).get("is_cuda_build")}
+    gpus = {p: d.get("gpus") or 0 for p, d in cuda.items()}
+    if gpus and max(gpus.values()) > 0:
+        blind = [p for p, n in gpus.items() if n == 0]
+        seeing = next(p for p, n in gpus.items() if n > 0)
+        for p in blind:
+            paths = {SIDE_LABEL[q]: (datas[q].get("env") or {}).get("LD_LIBRARY_PATH") or "(unset)"
+                     for q in (seeing, p)}
+            rows.append(("fail", f"{SIDE_LABEL[p]} sees no GPU where {SIDE_LABEL[seeing]} sees {gpus[seeing]} "
+                                 f"(LD_LIBRARY_PATH: " + "; ".join(f"{k} {v}" for k, v in paths.items()) + ")",
+                         diagnose("Cannot dlopen some GPU libraries", ctx)))
+        for p, d in cuda.items():
+            want = str((d.get("build") or {}).get("cudnn_version") or "")
+            loaded = [n for n in (d.get("cuda_libraries") or {}) if n.startswith("libcudnn.so.")]
+            majors = {re.sub(r"^libcudnn\.so\.(\d+).*", r"\1", n) for n in loaded}
+            if want and majors and want.split(".")[0] not in majors:
+                rows.append(("fail", f"{SIDE_LABEL[p]} loads {', '.join(loaded)}, TensorFlow was built with cuDNN "
+                                     f"{want}", diagnose("CUDNN_STATUS_VERSION_MISMATCH", ctx)))
+            if d.get("gpus") and not d.get("ptxas") and "xla_gpu_cuda_data_dir" not in (
+                    (d.get("env") or {}).get("XLA_FLAGS") or ""):
+                rows.append(("warn", f"{SIDE_LABEL[p]}: no ptxas on PATH and no --xla_gpu_cuda_data_dir in XLA_FLAGS: "
+                                     "XLA-compiled models fail with 'libdevice not found' / 'Couldn't find ptxas'",
+                             diagnose("libdevice not found", ctx)))
+    if datas:
+        rows.insert(0, ("ok", _gpu_summary(datas), ""))
+    return _combine("gpu-libraries", rows)
+
+
+def check_gpu_memory(ctx: Context) -> CheckResult:
+    """Memory growth on every GPU of every side: TensorFlow otherwise takes the whole GPU at start, and the next
+    process (the doctor's own probes, a second worker) fails with CUDA_ERROR_OUT_OF_MEMORY."""
+    set_by = "you" if "TF_FORCE_GPU_ALLOW_GROWTH" in ctx.env else "the doctor, for its probes"
+
+    def describe(probe, d):
+        growth = d.get("memory_growth") or []
+        value = (d.get("env") or {}).get("TF_FORCE_GPU_ALLOW_GROWTH")
+        if not d.get("gpus"):
+            return "ok", f"{SIDE_LABEL[probe]} no GPU (TF_FORCE_GPU_ALLOW_GROWTH={value}, set by {set_by})", ""
+        if all(g is True for g in growth) or _truthy(value):
+            return ("ok", f"{SIDE_LABEL[probe]} {d.get('gpus')} GPU, memory growth on "
+                          f"(TF_FORCE_GPU_ALLOW_GROWTH={value})", "")
+        return ("fail", f"{SIDE_LABEL[probe]} {d.get('gpus')} GPU with memory growth off "
+                        f"(TF_FORCE_GPU_ALLOW_GROWTH={value}, set by {set_by}): each TensorFlow process takes the "
+                        f"whole GPU", diagnose("CUDA_ERROR_OUT_OF_MEMORY", ctx))
+
+    rows, datas = _sides(ctx, "gpu-memory", "gpu", describe, lambda p, m: diagnose(m, ctx) or "see the message")
+    if datas and len(rows) == len(datas) and not any(d.get("gpus") for d in datas.values()):
+        values = {(d.get("env") or {}).get("TF_FORCE_GPU_ALLOW_GROWTH") for d in datas.values()}
+        rows = [("ok", f"no GPU on {', '.join(SIDE_LABEL[p] for p in datas)}; the probes ran with "
+                       f"TF_FORCE_GPU_ALLOW_GROWTH={'/'.join(sorted(map(str, values)))} (set by {set_by})", "")]
+    return _combine("gpu-memory", rows)
+
+
 CHECK_FUNCTIONS = {
     "r": check_r, "rpy2": check_rpy2, "reticulate": check_reticulate, "embedded-python": check_embedded_python,
     "host-python": check_host_python, "tensorflow": check_tensorflow, "keras": check_keras,
     "numpy": check_numpy, "devices": check_devices, "smoke-fit": check_smoke_fit,
     "determinism": check_determinism, "r-packages": check_r_packages,
+    "python-override": check_python_override, "keras-config": check_keras_config,
+    "numpy-shadow": check_numpy_shadow, "r-keras-version": check_r_keras_version, "r-fork": check_r_fork,
+    "libstdcxx": check_libstdcxx, "architecture": check_architecture, "cpu-features": check_cpu_features,
+    "gpu-libraries": check_gpu_libraries, "gpu-memory": check_gpu_memory,
 }
 
 

@@ -11,7 +11,6 @@ import base64
 import html
 import json
 import math
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from parity.artifacts.folder import RunFolder, read_json
 from parity.compare.run import compare_run
-from parity.errors import ReportError
+from parity.errors import ReportError, RunError
 from parity.report.plots import PLOTS, make_plots
 from parity.report.timing import speed_ratios, timing_summary
 
@@ -366,20 +365,15 @@ def resolve_run(text: str) -> Path:
 
 def main(args) -> int:
     """``tailings-parity report RUN``: exit 0 when the run shows parity, 1 otherwise, 2 on bad input."""
-    try:
-        run_dir = resolve_run(args.run)
-        doc = compare_run(run_dir, mode=args.mode)
-        build_report(run_dir, comparison=doc)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run_dir = resolve_run(args.run)  # ReportError: exit 2
+    doc = compare_run(run_dir, mode=args.mode)
+    build_report(run_dir, comparison=doc)
     incomplete = (run_dir / "INCOMPLETE").exists()
     # A stopped run's stages are no verdict between languages: say what the line is.
     print(("INCOMPLETE run, no verdict; what its files show: " if incomplete else "") + doc["verdict"])
     print(f"report: {run_dir / 'report.html'}")
     if incomplete:
         # A report of half a run is no verdict: say so, and fail.
-        print(f"error: {run_dir} is marked INCOMPLETE ({(run_dir / 'INCOMPLETE').read_text().strip()}): the "
-              "report covers what was written before the run stopped; run it again", file=sys.stderr)
-        return 1
+        raise RunError(f"{run_dir} is marked INCOMPLETE ({(run_dir / 'INCOMPLETE').read_text().strip()}): the "
+                       "report covers what was written before the run stopped", fix="run it again")
     return 0 if doc["ok"] else 1

@@ -89,7 +89,8 @@ def matmul_probe(config_path: str) -> dict:
 
 def _run_child(kind: str, run_dir: Path, timeout_s: float) -> dict:
     """One measurement in a fresh Python process (its own threads, nothing else of the harness loaded)."""
-    from parity.env import compute_environment, run_child
+    from parity.env import compute_environment
+    from parity.process import run_child
     from parity.errors import RunError
 
     cmd = [sys.executable, "-m", "parity.run.bench", "--child", kind, str(run_dir / "config.json"),
@@ -182,21 +183,17 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     """``tailings-parity bench``: exit 0 when measured, 1 when a measurement failed, 2 on bad input."""
-    from parity.errors import ParityError, exit_status
+    from parity.errors import ParityError, RunError
     from parity.report.timing import timing_summary
     from parity.run import runner
     from python_impl.config import load_config
 
-    try:
-        impls = runner.parse_impls(args.impls)
-        if args.repeats < 1:
-            raise runner.UsageError(f"--repeats {args.repeats}: must be at least 1")
-        config = load_config(args.preset, list(args.overrides))
-        if args.data is not None:
-            config["data"] = str(Path(args.data).resolve())
-    except (ParityError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_status(exc) if isinstance(exc, ParityError) else 2
+    impls = runner.parse_impls(args.impls)
+    if args.repeats < 1:
+        raise runner.UsageError(f"--repeats {args.repeats}: must be at least 1")
+    config = load_config(args.preset, list(args.overrides))
+    if args.data is not None:
+        config["data"] = str(Path(args.data).resolve())
     printer = runner.Printer(verbose=args.verbose)
     try:
         timeout = float(config["worker_timeout_s"])
@@ -214,9 +211,8 @@ def main(args) -> int:
         from parity.artifacts.folder import RunFolder
 
         doc = bench_document(run_dir, plain, probe, timing_summary(run_dir, RunFolder(run_dir).worker_records()))
-    except ParityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ParityError as exc:  # a measurement that failed is exit 1, whatever its kind
+        raise RunError(str(exc)) from None
     (run_dir / "bench.json").write_text(json.dumps(doc, indent=1) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.env import R_IMPL_DIR, compute_environment, r_environment, run_child
+from parity.env import R_IMPL_DIR, compute_environment, r_environment
+from parity.process import run_child
 
 LOADERS = ("python", "r")
 

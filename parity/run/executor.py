@@ -26,7 +26,6 @@ import json
 import os
 import queue
 import socket
-import subprocess
 import sys
 import tarfile
 import time
@@ -42,7 +41,6 @@ CONNECT_TIMEOUT = "5s"
 WORKERS_TIMEOUT_S = 30.0  # how long a --scheduler may take to show its first Dask worker
 TICK_S = 30.0  # a progress line at least this often while jobs run
 TAIL_CHARS = 2000
-WATCHDOG_POLL_S = 0.25  # how soon a killed Dask worker's training process is killed too
 
 
 # ---------------------------------------------------------------------------------------------- jobs
@@ -225,48 +223,6 @@ def _emit(worker, msg: dict) -> None:
             pass
 
 
-def start_watchdog() -> subprocess.Popen:
-    """A child that kills this process's worker process groups if this process dies (see ``watchdog``)."""
-    return subprocess.Popen([sys.executable, "-m", "parity.run.executor", "watchdog", str(os.getpid())],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def watchdog(parent: int, poll_s: float = WATCHDOG_POLL_S) -> int:
-    """Kill the worker process groups of ``parent`` once ``parent`` dies.
-
-    The worker process runs in its own session (``spawn_worker``: a time-out kills the whole group), so it would
-    outlive a Dask worker that is killed mid-job and go on training beside the job's second attempt. This
-    watches the parent's children that lead their own process group and SIGKILLs those groups when the parent is
-    gone. Stopped with SIGTERM when the job ends normally.
-    """
-    import signal
-
-    import psutil
-
-    me = os.getpid()
-    groups: set[int] = set()
-    while os.getppid() == parent:
-        try:
-            kids = psutil.Process(parent).children()
-        except psutil.Error:
-            break
-        current = set()
-        for kid in kids:
-            try:
-                if kid.pid != me and os.getpgid(kid.pid) == kid.pid:
-                    current.add(kid.pid)
-            except OSError:
-                pass
-        groups = current
-        time.sleep(poll_s)
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
-    return 0
-
-
 def _failed_folder(impl: str, out: Path, error: str) -> dict:
     """status.json and worker_output.log of a job that could not start its worker; returns the result dict."""
     out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +248,6 @@ def execute_job(spec: dict) -> dict:
     started = time.time()
     _emit(me, {"event": "start", "task": spec["task_key"], "time": started, **info})
     tmp = Path(tempfile.mkdtemp(prefix="tailings-parity-job-"))
-    guard = None
     try:
         (tmp / "config.json").write_text(spec["config_text"])
         (tmp / "manifest.json").write_text(spec["manifest_text"])
@@ -301,8 +256,6 @@ def execute_job(spec: dict) -> dict:
         if problem:
             result = _failed_folder(spec["impl"], out, problem)
         else:
-            guard = start_watchdog() if me is not None else None
-
             def forward(impl, line):
                 _emit(me, {"event": "line", "task": spec["task_key"], "line": line})
 
@@ -312,9 +265,6 @@ def execute_job(spec: dict) -> dict:
             result = asdict(res)
         return {"result": result, "archive": pack_folder(out), "started": started, "finished": time.time(), **info}
     finally:
-        if guard is not None:
-            guard.terminate()
-            guard.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -600,14 +550,14 @@ class DaskExecutor:
                 futures[task].cancel()
             try:
                 self.client.unsubscribe_topic(EVENTS_TOPIC)
-            except Exception:
+            except Exception:  # a client already closed by a lost scheduler: nothing left to unsubscribe
                 pass
 
     def _outcome(self, fut, job: WorkerJob, starts: list[dict], killed_worker_type) -> JobOutcome:
         """Unpack a finished job into its run folder; a job that raised becomes a failed outcome."""
         try:
             lost = self.client.run_on_scheduler(_task_suspicious, keys=[fut.key]).get(fut.key) or 0
-        except Exception:
+        except Exception:  # the scheduler cannot answer (gone): count the lost attempts from the start events
             lost = max(0, len(starts) - 1)
         lost_workers = [s.get("dask_worker") for s in starts[:-1]] if len(starts) > 1 else []
         last = starts[-1] if starts else {}
@@ -672,18 +622,32 @@ def mark_shared(outcomes: list[JobOutcome], others: list[tuple[str, float, float
         o.shared_machine = bool(o.overlapping)
 
 
-def run_jobs(executor, jobs: list[WorkerJob], printer) -> list[dict]:
-    """Run one run folder's worker jobs on ``executor`` (``run --parallel`` / ``--scheduler``), printing each
-    worker's progress; returns the harness.json worker records in job order."""
+def run_jobs(executor, jobs: list[WorkerJob], printer, after_repeat=None) -> tuple[list[dict], float]:
+    """Run one run folder's worker jobs on ``executor`` (``run``, ``bench``), showing each worker's progress;
+    returns the harness.json worker records in job order and the seconds spent in ``after_repeat``.
+
+    ``after_repeat(run_dir, repeat)`` runs when the last job of a repeat (of the first seed) has ended: the
+    sequential executor starts the next job only after it (bench's plain fits then see the machine the workers
+    saw); on Dask, jobs run at once, so it runs for every repeat once all have ended."""
     board = JobBoard(jobs, executor.slots)
     outcomes: dict[int, JobOutcome] = {}
-
     printer.plan(job.key for job in jobs)
+    last_of_repeat = {}
+    for job in jobs:
+        if job.seed == jobs[0].seed:
+            last_of_repeat[job.repeat] = id(job)
+    t_hooks = 0.0
+
+    def hook(repeat):
+        nonlocal t_hooks
+        t = time.time()
+        after_repeat(jobs[0].run_dir, repeat)
+        t_hooks += time.time() - t
 
     def on_event(kind, job, info):
         if kind == "start":
             board.started(job)
-            printer.worker_started(job.key, info.get("dask_worker") or info.get("host") or "")
+            printer.worker_started(job.key, info.get("dask_worker") or "")
         elif kind == "resubmitted":
             board.resubmitted += 1
             board.started(job)
@@ -692,21 +656,28 @@ def run_jobs(executor, jobs: list[WorkerJob], printer) -> list[dict]:
         elif kind == "line":
             printer.worker(job.key)(job.impl, info["line"])
 
+    sequential = executor.kind == "sequential"
     for outcome in executor.run(jobs, on_event, forward_progress=True):
         board.finished(outcome)
         outcomes[id(outcome.job)] = outcome
         again = f" (attempt {outcome.attempts}: its Dask worker was lost)" if outcome.attempts > 1 else ""
         printer.worker_finished(outcome.job.key, outcome.ok, outcome.wall_s, outcome.error, note=again)
-        printer(f"  {board.line()}")
+        if not sequential:
+            printer(f"  {board.line()}")
+        if after_repeat and sequential and last_of_repeat.get(outcome.job.repeat) == id(outcome.job):
+            hook(outcome.job.repeat)
+    if after_repeat and not sequential:
+        for repeat in sorted(last_of_repeat):
+            hook(repeat)
     ordered = [outcomes[id(j)] for j in jobs]
     mark_shared(ordered)
-    return [o.record() for o in ordered]
+    return [o.record() for o in ordered], t_hooks
 
 
 def make_executor(config: dict, *, parallel: int | None = None, scheduler: str | None = None,
                   dashboard: bool = False, default_cluster: bool = False):
-    """The executor that ``--parallel`` / ``--scheduler`` / ``--dashboard`` ask for; None for the plain sequential
-    loop of ``run``. ``default_cluster``: without either option, a LocalCluster sized to the cores (``sweep``).
+    """The executor that ``--parallel`` / ``--scheduler`` / ``--dashboard`` ask for: without them, jobs one after
+    another here; ``default_cluster``: without either option, a LocalCluster sized to the cores (``sweep``).
 
     Raises UsageError (exit 2, before anything is written) for a bad combination or an unreachable scheduler.
     """
@@ -720,19 +691,7 @@ def make_executor(config: dict, *, parallel: int | None = None, scheduler: str |
     if scheduler:
         return DaskExecutor(scheduler=scheduler, threads_per_job=explicit_threads(config), dashboard=dashboard)
     if parallel == 1 or (parallel is None and not default_cluster):
-        return SequentialExecutor() if default_cluster else None
+        return SequentialExecutor()
     cores = machine_cores()
     n_workers, threads = local_cluster_size(config, cores, parallel)
     return DaskExecutor(n_workers=n_workers, threads_per_job=threads, dashboard=dashboard)
-
-
-def main(argv: list[str]) -> int:
-    """``python -m parity.run.executor watchdog PID``: the job's watchdog process (``watchdog``)."""
-    if len(argv) == 2 and argv[0] == "watchdog":
-        return watchdog(int(argv[1]))
-    print("usage: python -m parity.run.executor watchdog PID", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

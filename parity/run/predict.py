@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment, run_child
+from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
+from parity.process import run_child
 
 
 def predict_command(impl: str, spec: Path) -> list[str]:
@@ -89,28 +90,22 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     """``tailings-parity predict``: exit 0 when every readable tile was predicted, 1 on failure, 2 on bad input."""
-    from parity.errors import ParityError
+
+    from parity.errors import RunError, UsageError
 
     run_dir, data_dir = Path(args.run), Path(args.data)
-    for path, what in ((run_dir / "config.json", "--run"), (data_dir, "--data")):
-        if not path.exists():
-            print(f"error: {what} {path.parent if what == '--run' else path}: no such "
-                  f"{'run folder' if what == '--run' else 'folder'}", file=sys.stderr)
-            return 2
-    try:
-        encoding = args.encoding or json.loads((run_dir / "config.json").read_text())["encoding"]
-        check_has_tiles(data_dir, encoding)
-        record = run_prediction(run_dir.resolve(), args.impl, data_dir.resolve(), Path(args.out).resolve(),
-                                encoding=args.encoding, model_of=args.model_of)
-    except ParityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_status
+    if not (run_dir / "config.json").exists():
+        raise UsageError(f"--run {run_dir}: no such run folder")
+    if not data_dir.exists():
+        raise UsageError(f"--data {data_dir}: no such folder")
+    encoding = args.encoding or json.loads((run_dir / "config.json").read_text())["encoding"]
+    check_has_tiles(data_dir, encoding)
+    record = run_prediction(run_dir.resolve(), args.impl, data_dir.resolve(), Path(args.out).resolve(),
+                            encoding=args.encoding, model_of=args.model_of)
     if not record["tiles"]:
-        print(f"error: {args.data}: none of its {len(record['skipped'])} tile(s) could be read; "
-              "fix: see the reasons below (`tailings-parity data check` names each broken file)", file=sys.stderr)
-        for tile, why in record["skipped"].items():
-            print(f"  skipped tile {tile}: {why}", file=sys.stderr)
-        return 1
+        reasons = "; ".join(f"tile {tile}: {why}" for tile, why in list(record["skipped"].items())[:3])
+        raise RunError(f"none of the {len(record['skipped'])} tile(s) of {args.data} could be read ({reasons})",
+                       fix="`tailings-parity data check` names each broken file")
     print(f"{args.impl}: {len(record['tiles'])} tiles predicted, {len(record['skipped'])} skipped -> {args.out}")
     for tile, why in record["skipped"].items():
         print(f"  skipped tile {tile}: {why}")

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -203,77 +202,61 @@ def data_folder(config: dict) -> Path:
     return path.resolve()
 
 
-def prepare_dataset(config: dict, data_dir: Path) -> tuple[list[int], dict, list[dict]]:
-    """Check the tiles (parity/data/check.py); returns (good tile ids, excluded {id: reason}, check results)."""
-    from parity.data import check as datacheck
-
-    expected = int(config["synthetic_size"]) if config["data"] == "synthetic" else None
-    try:
-        good, excluded, results = datacheck.select_tiles(data_dir, config["encoding"], expected_size=expected)
-    except datacheck.DataError as exc:
-        raise RunError(str(exc)) from None
-    if len(good) < 2:
-        raise RunError(f"{data_dir}: {len(good)} usable {config['encoding']} tiles ({len(excluded)} left out): "
-                       "a run needs train and val tiles; check the folder layout in data/README.md")
-    return good, {str(k): v for k, v in excluded.items()}, results
-
-
-@dataclass
-class CheckedData:
-    """What ``check_run_inputs`` found before a run folder exists. ``data_dir`` None: synthetic tiles, made in
-    the run folder; else the folder's good tile ids, the tiles left out with their reasons, the per-tile checks
-    and the accounting of its files (``parity/data/check.py``)."""
-
-    data_dir: Path | None
-    good: list
-    excluded: dict
-    checks: list
-    files: dict
-
-
-def check_run_inputs(config: dict, seeds: list[int] | None = None, printer=None) -> CheckedData:
+def check_run_inputs(config: dict, seeds: list[int] | None = None, printer=None):
     """Everything a run can refuse before it writes anything: the config's rules (``[schema]``), the data
-    folder, its tiles and files, and the rules that name the data (batch_size <= the training tiles; splits
-    that leave a training and a validation tile), for the config of every seed.
+    folder, its tiles and files (one pass: ``parity.data.check.check_folder``), and the rules that name the data
+    (batch_size <= the training tiles; splits that leave a training and a validation tile), for the config of
+    every seed. Returns the folder's ``FolderCheck``, or None for synthetic tiles (made in the run folder).
 
     Raises ConfigError (exit 2) naming the key, the value and the rule; RunError for a dataset that cannot be
     used (no usable tiles, two files of one tile id). Prints each stray file as a warning.
     """
-    from parity.data import check as datacheck
     from python_impl.config import check_config
 
     printer = printer or Printer()
     config = check_config(config)
     if config["data"] == "synthetic":
-        data = CheckedData(None, list(range(int(config["synthetic_count"]))), {}, [], {"stray": [], "duplicates": []})
+        dataset, n_good = None, int(config["synthetic_count"])
     else:
-        data_dir = data_folder(config)
-        files = datacheck.account_files(data_dir, config["encoding"])
-        if files["duplicates"]:
-            dup = files["duplicates"][0]
-            raise RunError(f"duplicate tile {dup['tile']}: {dup['reason']}", where=str(data_dir),
+        dataset = check_folder(config, data_folder(config))
+        if dataset.files["duplicates"]:
+            dup = dataset.files["duplicates"][0]
+            raise RunError(f"duplicate tile {dup['tile']}: {dup['reason']}", where=str(dataset.data_dir),
                            fix="keep one file per tile, remove or rename the other(s) (`tailings-parity data "
                                "check` lists them all)")
-        for stray in files["stray"]:
-            printer(f"warning: stray file {stray['file']} in {data_dir}: {stray['reason']}")
-        data = CheckedData(data_dir, *prepare_dataset(config, data_dir), files)
+        for stray in dataset.files["stray"]:
+            printer(f"warning: stray file {stray['file']} in {dataset.data_dir}: {stray['reason']}")
+        n_good = len(dataset.good)
     for seed in seeds or [config["seed"]]:
-        check_config(dict(config, seed=seed), len(data.good))
-    return data
+        check_config(dict(config, seed=seed), n_good)
+    return dataset
 
 
-# ---------------------------------------------------------------------------------------------- running
+def check_folder(config: dict, data_dir: Path):
+    """The run's one pass over its data folder (``FolderCheck``); RunError when it leaves no train and val tile."""
+    from parity.data.check import DataError, check_folder as check
+
+    expected = int(config["synthetic_size"]) if config["data"] == "synthetic" else None
+    try:
+        dataset = check(data_dir, config["encoding"], expected_size=expected)
+    except DataError as exc:
+        raise RunError(str(exc)) from None
+    if len(dataset.good) < 2:
+        raise RunError(f"{data_dir}: {len(dataset.good)} usable {config['encoding']} tiles ({len(dataset.excluded)} "
+                       "left out): a run needs train and val tiles; check the folder layout in data/README.md")
+    return dataset
+
 
 def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[int] | None = None,
                reports_dir: Path | str | None = None, r_dir: Path | str | None = None,
                tolerances: dict | None = None, printer: Printer | None = None,
-               command: list[str] | None = None, executor=None, dataset: CheckedData | None = None,
+               command: list[str] | None = None, executor=None, dataset=None,
                after_repeat=None) -> Path:
     """Run the whole parity run; returns the run folder (its INCOMPLETE marker gone only on success).
 
     ``config`` is the resolved config; ``seeds`` only in statistical mode; ``r_dir`` a patched copy of
     ``r_impl/R`` for the R workers (the mistake fixtures); ``executor`` (parity/run/executor.py) runs the
-    workers as jobs (``--parallel``, ``--scheduler``), None one after another here. ``dataset``: what
+    workers as jobs (``--parallel``, ``--scheduler``); None: one after another here. ``dataset``: what
     ``check_run_inputs`` found (it runs here when not given); a config mistake or unusable data stops the run
     before its folder exists. ``after_repeat(run_dir, repeat)``, if given, runs once every worker of a repeat
     has run (``bench``: its plain fits between the workers' repeats, so that both see the same machine).
@@ -284,7 +267,8 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
     # Absolute: the workers run in the project root, and their paths come from here.
     reports_dir = Path(reports_dir).resolve() if reports_dir else REPORTS_DIR
     t_run = time.time()
-    dataset = dataset if dataset is not None else check_run_inputs(config, seeds, printer)
+    if dataset is None and config["data"] != "synthetic":
+        dataset = check_run_inputs(config, seeds, printer)
     try:
         run_dir = create_run_dir(reports_dir, config["preset"], config)
     except OSError as exc:
@@ -296,7 +280,7 @@ def run_parity(config: dict, impls: list[str], *, repeats: int = 1, seeds: list[
     except KeyboardInterrupt:
         mark_incomplete(run_dir, "interrupted")
         raise
-    except Exception as exc:
+    except Exception as exc:  # recorded in the INCOMPLETE marker, then raised on
         full = disk_full(exc, run_dir, "writing the run's files")
         mark_incomplete(run_dir, f"{type(exc).__name__}: {exc}" if full is None else str(full))
         if full is not None:
@@ -318,7 +302,8 @@ def _run_in(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, 
 
 def prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, printer, command, dataset=None):
     """Write config.json, the tiles (synthetic), dataset_card.json and a manifest per seed into ``run_dir``;
-    returns the harness record so far and ``[(seed, config path, manifest path)]``."""
+    returns the harness record so far and ``[(seed, config path, manifest path)]``. ``dataset``: the data
+    folder's ``FolderCheck`` (check_run_inputs), None for synthetic tiles."""
     from parity.data import manifest as manifest_mod
     from python_impl.config import write_config
 
@@ -331,11 +316,10 @@ def prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, print
 
     t = time.time()
     write_config(config, run_dir / "config.json")
-    if dataset is not None and dataset.data_dir is not None:  # checked before the run folder was made
-        data_dir, good, excluded, checks = dataset.data_dir, dataset.good, dataset.excluded, dataset.checks
-    else:
-        data_dir = resolve_data_dir(config, run_dir)
-        good, excluded, checks = prepare_dataset(config, data_dir)
+    if dataset is None:  # synthetic tiles, made here from their seed
+        dataset = check_folder(config, resolve_data_dir(config, run_dir))
+    data_dir, good = dataset.data_dir, dataset.good
+    excluded = {str(k): v for k, v in dataset.excluded.items()}
     # One config + manifest per seed in statistical mode; the first seed's sit at the top of the run folder.
     setups = []
     for k, seed in enumerate(seeds):
@@ -350,14 +334,14 @@ def prepare_run(run_dir, config, impls, repeats, seeds, r_dir, tolerances, print
         if k == 0:
             from parity.data.check import dataset_card
 
-            card = dataset_card(checks, man, data_dir)
+            card = dataset_card(dataset.results, man, data_dir, dataset.files)
             (run_dir / "dataset_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
     harness["phases"]["prepare"] = time.time() - t
     printer(f"data {data_dir}: {len(good)} tiles used, {len(excluded)} left out; "
             f"{len(impls)} workers x {repeats} repeat(s)" + (f" x {len(seeds)} seeds" if statistical else ""))
     from parity.data.check import format_left_out
 
-    for line in format_left_out(excluded, checks):  # which tiles, and why (also in dataset_card.json)
+    for line in format_left_out(excluded, dataset.results):  # which tiles, and why (also in dataset_card.json)
         printer(f"  {line}")
     return harness, setups
 
@@ -375,37 +359,17 @@ def worker_jobs(run_dir, harness, setups, config) -> list:
 
 
 def run_workers(run_dir, harness, setups, config, printer, executor=None, after_repeat=None) -> None:
-    """Run every worker of the run one after another here, or as jobs of ``executor``; their records go to
-    ``harness["workers"]``. ``after_repeat(run_dir, repeat)`` runs after the last worker of each repeat (of the
-    first seed), or after all of them with an executor."""
-    from parity.run.workers import spawn_worker
+    """Run every worker of the run as jobs of ``executor`` (one after another here by default); their records go
+    to ``harness["workers"]``. ``after_repeat(run_dir, repeat)`` runs once each repeat's workers (of the first
+    seed) are done: between the repeats with the sequential executor, after all of them on Dask."""
+    from parity.run.executor import SequentialExecutor, run_jobs
 
+    executor = executor or SequentialExecutor()
     t = time.time()
-    jobs = worker_jobs(run_dir, harness, setups, config)
-    if executor is not None:
-        from parity.run.executor import run_jobs
-
-        harness["executor"] = executor.describe()
-        harness["workers"] = run_jobs(executor, jobs, printer)
-        harness["phases"]["workers"] = time.time() - t
-        for rep in range(1, harness["repeats"] + 1) if after_repeat else ():
-            after_repeat(run_dir, rep)
-        return
-    printer.plan(job.key for job in jobs)
-    for k, job in enumerate(jobs):
-        printer.worker_started(job.key)
-        res = spawn_worker(job.impl, job.config_path, job.manifest_path, job.out_dir, timeout_s=job.timeout_s,
-                           r_dir=job.r_dir, on_progress=printer.worker(job.key))
-        rec = {"key": job.key, "impl": job.impl, "seed": job.seed, "repeat": job.repeat, "ok": bool(res.ok),
-               "returncode": res.returncode, "error": res.error, "wall_s": res.wall_s}
-        harness["workers"].append(rec)
-        printer.worker_finished(job.key, res.ok, res.wall_s, res.error)
-        last_of_repeat = k + 1 == len(jobs) or (jobs[k + 1].seed, jobs[k + 1].repeat) != (job.seed, job.repeat)
-        if after_repeat and last_of_repeat and job.seed == jobs[0].seed:
-            t_other = time.time()
-            after_repeat(run_dir, job.repeat)
-            t += time.time() - t_other  # the workers' phase times the workers only
-    harness["phases"]["workers"] = time.time() - t
+    harness["executor"] = executor.describe()
+    harness["workers"], t_hooks = run_jobs(executor, worker_jobs(run_dir, harness, setups, config), printer,
+                                           after_repeat=after_repeat)
+    harness["phases"]["workers"] = time.time() - t - t_hooks  # the workers' phase times the workers only
 
 
 def finish_run(run_dir, harness, config, printer, t_run) -> None:
@@ -439,67 +403,49 @@ def finish_run(run_dir, harness, config, printer, t_run) -> None:
 # ---------------------------------------------------------------------------------------------- main
 
 def main(args) -> int:
-    """``tailings-parity run``: exit 0 on parity, 1 on a divergence or a failed run, 2 on a usage error."""
-    from parity.errors import ConfigError
+    """``tailings-parity run``: exit 0 on parity, 1 on a divergence or a failed run; raises UsageError or
+    ConfigError (exit 2) and RunError (exit 1) for ``cli.main`` to print, before anything is written."""
     from python_impl.config import load_config
 
-    try:
-        impls = parse_impls(args.impls)
-        if args.repeats < 1:
-            raise UsageError(f"--repeats {args.repeats}: must be at least 1")
-        overrides = list(args.overrides)
-        config = load_config(args.preset, overrides)
-        if args.data is not None:
-            if not Path(args.data).is_dir():
-                raise UsageError(f"--data {args.data}: no such folder; give a folder with img_tiff/ and "
-                                 "mask_tiff/ (or img/ and mask/ with --set encoding=jpeg)")
-            config["data"] = str(Path(args.data).resolve())
-        if args.mode:
-            config["mode"] = args.mode
-        seeds = parse_seeds(args.seeds, int(config["seed"]), config["mode"])
-        if len(seeds) > 1 and config["mode"] != "statistical":
-            raise UsageError("--seeds with more than one seed needs --mode statistical")
-        tolerances = parse_tolerances(args.tol)
-        if args.r_dir and not Path(args.r_dir).is_dir():
-            raise UsageError(f"--r-dir {args.r_dir}: no such folder")
-    except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    impls = parse_impls(args.impls)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats {args.repeats}: must be at least 1")
+    config = load_config(args.preset, list(args.overrides))
+    if args.data is not None:
+        if not Path(args.data).is_dir():
+            raise UsageError(f"--data {args.data}: no such folder; give a folder with img_tiff/ and "
+                             "mask_tiff/ (or img/ and mask/ with --set encoding=jpeg)")
+        config["data"] = str(Path(args.data).resolve())
+    if args.mode:
+        config["mode"] = args.mode
+    seeds = parse_seeds(args.seeds, int(config["seed"]), config["mode"])
+    if len(seeds) > 1 and config["mode"] != "statistical":
+        raise UsageError("--seeds with more than one seed needs --mode statistical")
+    tolerances = parse_tolerances(args.tol)
+    if args.r_dir and not Path(args.r_dir).is_dir():
+        raise UsageError(f"--r-dir {args.r_dir}: no such folder")
     try:  # the data: tiles and files checked, the rules that name them, before any folder is made
         dataset = check_run_inputs(config, seeds)
-    except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except RunError as exc:
-        print(f"error: {exc}; nothing was written", file=sys.stderr)
-        return 1
-    try:  # last of the checks: an unreachable --scheduler is a usage error, before any folder is made
-        from parity.run.executor import job_threads, make_executor
+        raise RunError(f"{exc}; nothing was written") from None
+    # Last of the checks: an unreachable --scheduler is a usage error, before any folder is made.
+    from parity.run.executor import job_threads, make_executor
 
-        executor = make_executor(config, parallel=getattr(args, "parallel", None),
-                                 scheduler=getattr(args, "scheduler", None), dashboard=getattr(args, "dashboard", False))
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if executor is not None:
+    executor = make_executor(config, parallel=args.parallel, scheduler=args.scheduler, dashboard=args.dashboard)
+    if executor.threads_per_job is not None:
         config = job_threads(config, executor.threads_per_job)  # each job's share of the cores, in its config
-    printer = Printer(verbose=args.verbose)
     try:
         run_dir = run_parity(config, impls, repeats=args.repeats, seeds=seeds, reports_dir=args.reports_dir,
-                             r_dir=args.r_dir, tolerances=tolerances, printer=printer,
+                             r_dir=args.r_dir, tolerances=tolerances, printer=Printer(verbose=args.verbose),
                              command=["tailings-parity", "run"] + sys.argv[2:], executor=executor, dataset=dataset)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # the run folder says INCOMPLETE with this reason; no traceback for the user
+    except Exception as exc:  # recorded: the run folder says INCOMPLETE with this reason; one line for the user
         if os.environ.get("TAILINGS_PARITY_DEBUG"):
             raise
         why = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
-        print(f"error: the run stopped: {why}", file=sys.stderr)
-        print("(its folder is marked INCOMPLETE; TAILINGS_PARITY_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
+        raise RunError(f"the run stopped: {why} (its folder is marked INCOMPLETE; TAILINGS_PARITY_DEBUG=1 shows the "
+                       "traceback)") from exc
     finally:
-        if executor is not None:
-            executor.close()
+        executor.close()
     doc = json.loads((run_dir / "comparison.json").read_text())
     print(doc["verdict"])
     print(f"report: {run_dir / 'report.html'}")

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from parity import process
 from parity.artifacts.contract import required_files
 from parity.env import PROJECT_ROOT, R_IMPL_DIR, r_environment
 
@@ -41,7 +42,6 @@ TAIL_LINES = 40
 LINE_MAX_BYTES = 64 * 1024
 TAIL_LINE_CHARS = 2000
 LOG_MAX_BYTES = 32 * 1024 * 1024
-KILL_GRACE_S = 5.0
 PROGRESS_RE = re.compile(r"^(phase \S+( .*)?|epoch \d+/\d+ .*)$")
 
 
@@ -83,15 +83,6 @@ def worker_environment(impl: str, launched_at: float) -> dict:
     return env
 
 
-def orphan_guard() -> list[str]:
-    """A prefix that makes the worker die with the harness (``setpriv --pdeathsig KILL``, util-linux): a harness
-    killed with SIGKILL leaves no worker training on in its folder. [] where setpriv is missing."""
-    import shutil
-
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
-
-
 def _describe_exit(returncode: int, tail: list[str]) -> str:
     """One line saying why a worker ended without success."""
     text = "\n".join(tail)
@@ -120,7 +111,7 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
     Streams progress lines (``phase ...``, ``epoch ...``) to ``on_progress(impl, line)``; the output also goes
     to ``out_dir/worker_output.log``, up to ``log_max_bytes`` (then a last line says how much more came). On
     time-out the whole process group is killed (TERM, then KILL); the worker dies with this process too
-    (``orphan_guard``). Always writes ``out_dir/status.json`` and returns a WorkerResult; never raises for a
+    (``parity.process``). Always writes ``out_dir/status.json`` and returns a WorkerResult; never raises for a
     worker failure (a full disk while writing status.json raises OSError: that is no worker's failure).
     """
     out_dir = Path(out_dir)
@@ -130,14 +121,9 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     phase = [None]
     launched_at = time.time()
-    from parity.env import refuse_in_fast_tier
-
     try:
-        command = worker_command(impl, config_path, manifest_path, out_dir, r_dir)
-        refuse_in_fast_tier(command)
-        proc = subprocess.Popen(orphan_guard() + command, cwd=PROJECT_ROOT, env=worker_environment(impl, launched_at),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = process.start(worker_command(impl, config_path, manifest_path, out_dir, r_dir),
+                             worker_environment(impl, launched_at), PROJECT_ROOT, merge_stderr=True)
     except (OSError, ValueError) as exc:
         return _finish(impl, out_dir, False, None, f"could not start the worker: {exc}", [], launched_at, None)
 
@@ -188,9 +174,9 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc)
+        process.stop(proc)
     except KeyboardInterrupt:
-        _kill_group(proc)
+        process.stop(proc)
         raise
     reader.join(timeout=10)
     rc = proc.returncode
@@ -207,20 +193,6 @@ def spawn_worker(impl: str, config_path, manifest_path, out_dir, *, timeout_s: f
         return _finish(impl, out_dir, False, rc, f"exit status 0 but missing {', '.join(missing)}", lines,
                        launched_at, phase[0], seen)
     return _finish(impl, out_dir, True, rc, None, lines, launched_at, phase[0], seen)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """TERM the worker's process group, KILL it after a grace period."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _finish(impl, out_dir: Path, ok: bool, rc, error, lines, launched_at, phase, seen=None) -> WorkerResult:
@@ -291,26 +263,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``tailings-parity worker``: spawn one worker, print its progress, exit 0 if it succeeded, else 1."""
+    """``tailings-parity worker``: spawn one worker, print its progress, exit 0 if it succeeded, else 1; bad
+    input raises UsageError, ConfigError or ManifestError (exit 2) before the output folder is made."""
+    from parity.errors import UsageError
+
     for name in ("config", "manifest"):
         if not Path(getattr(args, name)).is_file():
-            print(f"error: --{name} {getattr(args, name)}: no such file", file=sys.stderr)
-            return 2
+            raise UsageError(f"--{name} {getattr(args, name)}: no such file")
     if args.r_dir and not Path(args.r_dir).is_dir():
-        print(f"error: --r-dir {args.r_dir}: no such folder", file=sys.stderr)
-        return 2
-    try:  # the config's rules ([schema]) on the manifest's tiles, before the output folder is made
-        check_worker_inputs(args.config, args.manifest)
-    except ValueError as exc:  # ConfigError, ManifestError: one line, nothing written
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    timeout = args.timeout
-    if timeout is None:
-        try:
-            timeout = float(json.loads(Path(args.config).read_text())["worker_timeout_s"])
-        except (ValueError, KeyError) as exc:
-            print(f"error: --config {args.config}: no worker_timeout_s ({exc}); pass --timeout", file=sys.stderr)
-            return 2
+        raise UsageError(f"--r-dir {args.r_dir}: no such folder")
+    config = check_worker_inputs(args.config, args.manifest)  # the config's rules on the manifest's tiles
+    timeout = float(config["worker_timeout_s"]) if args.timeout is None else args.timeout
     result = spawn_worker(args.impl, Path(args.config).resolve(), Path(args.manifest).resolve(),
                           Path(args.out).resolve(), timeout_s=timeout, r_dir=args.r_dir and Path(args.r_dir).resolve(),
                           on_progress=lambda impl, line: print(f"[{impl}] {line}", flush=True))
@@ -331,9 +294,10 @@ def _embedded_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return run_embedded_r(args.config, args.manifest, args.out, args.r_dir)
-    except Exception as exc:  # rpy2 could not start R, or R failed outside worker_main's handler
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 1
+    except Exception as exc:  # recorded: rpy2 could not start R, or R failed outside worker_main's handler
+        from python_impl.worker import report_failure
+
+        return report_failure(exc)
 
 
 if __name__ == "__main__":

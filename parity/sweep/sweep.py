@@ -115,7 +115,8 @@ DATA_KEYS = ("data", "encoding", "synthetic_count", "synthetic_size", "synthetic
 def check_cells(cells: list[dict], seeds: list[int]) -> dict[str, object]:
     """Every cell's config and its data checked before anything is written, as ``run`` checks its own
     (``check_run_inputs`` of parity/run/runner.py: ConfigError, exit 2; RunError for unusable data). The tiles
-    are checked once per distinct data setting; returns {cell id: CheckedData}, handed to each run folder."""
+    are checked once per distinct data setting; returns {cell id: FolderCheck, or None for synthetic tiles},
+    handed to each run folder."""
     from parity.run.runner import check_run_inputs
     from python_impl.config import check_config
 
@@ -127,8 +128,9 @@ def check_cells(cells: list[dict], seeds: list[int]) -> dict[str, object]:
         if key not in checked:
             checked[key] = check_run_inputs(config, seeds)
         else:  # the same tiles: only the rules that name their number (check_run_inputs' last step)
+            n_good = int(config["synthetic_count"]) if checked[key] is None else len(checked[key].good)
             for seed in seeds:
-                check_config(dict(config, seed=seed), len(checked[key].good))
+                check_config(dict(config, seed=seed), n_good)
         out[cell["id"]] = checked[key]
     return out
 
@@ -527,8 +529,9 @@ def main(args) -> int:
     except (UsageError, ConfigError, RunError) as exc:
         if executor is not None:
             executor.close()
-        print(f"error: {exc}" + ("; nothing was written" if isinstance(exc, RunError) else ""), file=sys.stderr)
-        return 1 if isinstance(exc, RunError) else 2
+        if isinstance(exc, RunError):
+            raise RunError(f"{exc}; nothing was written") from None
+        raise
     try:
         if not args.resume:
             sweep_dir = create_sweep_dir(Path(args.reports_dir).resolve() if args.reports_dir else REPORTS_DIR, preset, plan)
@@ -542,15 +545,12 @@ def main(args) -> int:
         if sweep_dir is not None:
             print(f"interrupted: continue with tailings-parity sweep --resume {sweep_dir}", file=sys.stderr)
         raise
-    except Exception as exc:
+    except Exception as exc:  # recorded: the unfinished runs are marked INCOMPLETE; one line for the user
         if os.environ.get("TAILINGS_PARITY_DEBUG"):
             raise
         why = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
-        print(f"error: the sweep stopped: {why}", file=sys.stderr)
-        if sweep_dir is not None:
-            print(f"(continue it with tailings-parity sweep --resume {sweep_dir}; TAILINGS_PARITY_DEBUG=1 shows the "
-                  "traceback)", file=sys.stderr)
-        return 1
+        resume = f"continue it with tailings-parity sweep --resume {sweep_dir}; " if sweep_dir is not None else ""
+        raise RunError(f"the sweep stopped: {why} ({resume}TAILINGS_PARITY_DEBUG=1 shows the traceback)") from exc
     finally:
         executor.close()
     n = len(doc["cells"])

@@ -124,7 +124,7 @@ environment_record <- function(config, impl) {
   rpy2_version <- reticulate::py_eval(
     "getattr(__import__('sys').modules.get('rpy2'), '__version__', None)")
   env_keys <- c("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS",
-                "CUDA_VISIBLE_DEVICES", "NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES")
+                "CUDA_VISIBLE_DEVICES", "GLIBC_TUNABLES", "R_VSIZE")
   env <- lapply(env_keys, function(k) if (nzchar(Sys.getenv(k))) Sys.getenv(k) else NULL)
   names(env) <- env_keys
   devices <- lapply(tf$config$list_physical_devices(), function(d) paste0(d$device_type, ":", d$name))
@@ -147,7 +147,6 @@ environment_record <- function(config, impl) {
     op_determinism = op_determinism_enabled(),
     seed = as.integer(config$seed),
     jit_compile = FALSE,
-    python_gc_frozen = as.integer(reticulate::py_to_r(py_module("gc")$get_freeze_count())),  # freeze_python_objects
     env = env,
     devices = devices,
     cpu = cpu_model(),

@@ -2,7 +2,7 @@
 #
 # Reading rules (data/README.md, parity/FORMATS.md; their numbers in [rules] of parity/presets.toml): every image
 # value is computed in double (R has no float32) and rounded to float32 once, by numpy, where it is handed over
-# (tile_writer, to_numpy), the same single rounding as Python's astype(float32); masks are logical, 1/0 in float32.
+# (load_tiles, to_numpy), the same single rounding as Python's astype(float32); masks are logical, 1/0 in float32.
 # - GeoTIFF (terra): bands B2, B3, B4 -> RGB = (B4, B3, B2), value = clip(reflectance * geotiff_factor, 0, 1).
 # - JPEG (jpeg::readJPEG, Debian's libjpeg62-turbo; decodes the real tiles to the same bytes as Pillow):
 #   value = uint8 / jpeg_scale.
@@ -68,22 +68,10 @@ list_tiles <- function(data_dir, encoding, kind = "image") {
   sort(as.integer(sub(pattern, "\\1", names)))
 }
 
-#' Decode an image file as stored: list(values, meta = list(bands, height, width, geotiff, datatype, offset)).
-#' GeoTIFF: terra's double values, cells row by row and band after band, starting after `offset` values (0 here,
-#' see read_geotiff_tiles); JPEG: a double array [row, col, band] of byte / 255, as readJPEG decodes (exact:
-#' round(value * 255) is the byte, for every byte; r_impl/tests checks it). Stops with a data_error for a
-#' missing or undecodable file.
-read_image_file <- function(path) {
-  read_file(path)
-}
-
-#' Decode a mask file as stored (as read_image_file).
-read_mask_file <- function(path) {
-  read_file(path)
-}
-
-#' Decode a GeoTIFF (terra) or JPEG (jpeg) file: list(values, meta); the shared body of read_image_file and
-#' read_mask_file (Python's _read_file). Stops with a data_error for a missing or undecodable file.
+#' Decode an image or mask file as stored: list(values, meta = list(bands, height, width, geotiff, datatype)).
+#' GeoTIFF: terra's double values, cells row by row and band after band; JPEG: a double array [row, col, band]
+#' of byte / 255, as readJPEG decodes (exact: round(value * 255) is the byte, for every byte; r_impl/tests checks
+#' it). Stops with a data_error for a missing or undecodable file.
 read_file <- function(path) {
   if (!file.exists(path)) {
     data_error(sprintf("%s: file missing; every image needs its mask and vice versa (see data/README.md)", path))
@@ -100,8 +88,6 @@ read_file <- function(path) {
         list(terra::values(r, mat = FALSE), terra::nlyr(r), terra::datatype(r, bylyr = FALSE), terra::nrow(r),
              terra::ncol(r))
       } else {
-        # Doubles byte / 255 in [row, col, band], straight from libjpeg's rows in C: faster than unpacking
-        # readJPEG's packed integers (native = TRUE) in R.
         decoded <- read_jpeg(path)
         if (length(dim(decoded)) == 2L) dim(decoded) <- c(dim(decoded), 1L)
         list(decoded, dim(decoded)[3], "INT1U", dim(decoded)[1], dim(decoded)[2])
@@ -114,28 +100,27 @@ read_file <- function(path) {
   # decoded = list(values, band count, GDAL data type, rows, columns): no attribute set on the values afterwards,
   # which would copy them.
   list(values = decoded[[1]], meta = list(bands = decoded[[2]], height = decoded[[4]], width = decoded[[5]],
-                                          geotiff = geotiff, datatype = decoded[[3]], offset = 0))
+                                          geotiff = geotiff, datatype = decoded[[3]]))
 }
 
-#' jpeg::readJPEG of the file `path` (`native`: its packed bytes), stopping for a file that does not end with
-#' JPEG's end-of-image marker FF D9: libjpeg then only prints "Premature end of JPEG file" (no R warning) and
-#' returns the partial picture, where Pillow raises. Callers turn libjpeg's warnings into errors.
-read_jpeg <- function(path, native = FALSE) {
+#' jpeg::readJPEG of the file `path`, stopping for a file that does not end with JPEG's end-of-image marker
+#' FF D9: libjpeg then only prints "Premature end of JPEG file" (no R warning) and returns the partial picture,
+#' where Pillow raises. Callers turn libjpeg's warnings into errors.
+read_jpeg <- function(path) {
   bytes <- readBin(path, "raw", n = file.size(path))
   n <- length(bytes)
   if (n < 4 || bytes[n - 1] != as.raw(0xff) || bytes[n] != as.raw(0xd9)) {
     stop("file truncated: no end-of-image marker", call. = FALSE)
   }
-  jpeg::readJPEG(bytes, native = native)
+  jpeg::readJPEG(bytes)
 }
 
-#' terra's SpatRaster of the GeoTIFF file(s) `paths`, read without georeferencing (GDAL's GTiff open option
-#' GEOREF_SOURCES=NONE): the reading rules use only the pixels, so this skips parsing each file's CRS, keeps the
-#' rows in the file's order (as rasterio's read), and lets tiles of one size stack whatever their extents
-#' (read_geotiff_tiles). terra's note "unknown extent" that follows is expected and silenced; every other
-#' warning passes on.
-geotiff_rast <- function(paths) {
-  withCallingHandlers(terra::rast(paths, opts = "GEOREF_SOURCES=NONE"), warning = function(w) {
+#' terra's SpatRaster of the GeoTIFF file `path`, read without georeferencing (GDAL's GTiff open option
+#' GEOREF_SOURCES=NONE): the reading rules use only the pixels, so this keeps the rows in the file's order (as
+#' rasterio's read) whatever its transform. terra's note "unknown extent" that follows is expected and silenced;
+#' every other warning passes on.
+geotiff_rast <- function(path) {
+  withCallingHandlers(terra::rast(path, opts = "GEOREF_SOURCES=NONE"), warning = function(w) {
     if (grepl("unknown extent", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
   })
 }
@@ -160,16 +145,15 @@ image_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
       data_error(sprintf("%s: dtype %s, expected float32 reflectance", path, meta$datatype))
     }
     # terra turns nodata into NA, so NaN, infinite and nodata pixels all show here; a finite sum proves there
-    # are none at a tenth of the cost of is.finite on every value (R needs this shortcut; numpy does not).
-    # meta$finite: the caller proved it for a whole stack (read_geotiff_tiles).
-    if (!isTRUE(meta$finite) && !is.finite(sum(raw))) {
+    # are none at a fraction of the cost of is.finite on every value (R needs this shortcut; numpy does not).
+    if (!is.finite(sum(raw))) {
       bad <- sum(!is.finite(raw))
       if (bad > 0) data_error(sprintf("%s: %d NaN/infinite/nodata value(s); fill or remove the tile", path, bad))
     }
     # R: the kept cells of the bands B4, B3, B2 (RGB), picked in [row, col, band] order in one step.
     cells <- kept_cells(meta, tile_size)
     layer <- meta$height * meta$width
-    rgb <- raw[meta$offset + c(cells) + rep(c(2, 1, 0) * layer, each = length(cells))] * rules$geotiff_factor
+    rgb <- raw[c(cells) + rep(c(2, 1, 0) * layer, each = length(cells))] * rules$geotiff_factor
     dim(rgb) <- c(dim(cells), 3L)
     # clip(x, 0, 1) as numpy.clip (no NaN here); in place, where pmin/pmax would copy twice.
     rgb[rgb < 0] <- 0
@@ -190,11 +174,11 @@ mask_values <- function(raw, meta, path, tile_size = 0, rules = NULL) {
   if (meta$geotiff) {
     # A finite sum proves every value finite, as for the images; only a sum that is not (NA, or an overflow of
     # huge finite values) needs the full check (R only; numpy's isfinite is cheap).
-    if (!isTRUE(meta$finite) && !is.finite(sum(raw)) && !all(is.finite(raw))) {
+    if (!is.finite(sum(raw)) && !all(is.finite(raw))) {
       data_error(sprintf("%s: NaN/infinite/nodata values in the mask; fill or remove the tile", path))
     }
     cells <- kept_cells(meta, tile_size)
-    values <- raw[meta$offset + c(cells)]
+    values <- raw[c(cells)]
     dim(values) <- dim(cells)
     return(values > rules$geotiff_mask_threshold)
   }
@@ -211,8 +195,8 @@ resize_index <- function(size_in, size_out) {
   ((2 * i + 1) * size_in) %/% (2 * size_out)
 }
 
-#' Positions in values stored cell by cell, row by row (from 1: terra's values of a GeoTIFF band, libjpeg's
-#' packed pixels) of the cells kept by resizing to `tile_size` (0 = keep), as a matrix [row, col]:
+#' Positions in values stored cell by cell, row by row (from 1: terra's values of a GeoTIFF band) of the cells
+#' kept by resizing to `tile_size` (0 = keep), as a matrix [row, col]:
 #' nearest-neighbour resizing and R's [row, col] order in one index, so that only the kept values are ever copied.
 kept_cells <- function(meta, tile_size) {
   keep <- is.null(tile_size) || tile_size == 0
@@ -246,16 +230,16 @@ to_channels <- function(rgb, input_channels, rules = NULL) {
 #'
 #' Uses `config` keys encoding, tile_size (0 = keep the tile's size) and input_channels. The image's values are
 #' the exact doubles that round to Python's float32 (NumPy does that rounding where they are handed over:
-#' tile_writer, to_numpy). Stops with a data_error naming the tile and the file when the tile breaks a reading rule.
+#' load_tiles, to_numpy). Stops with a data_error naming the tile and the file when the tile breaks a reading rule.
 read_tile <- function(data_dir, tile_id, config) {
   encoding <- check_encoding(config$encoding)
   paths <- tile_paths(data_dir, tile_id, encoding)
   size <- if (is.null(config$tile_size)) 0 else config$tile_size
   rules <- config_rules(config)
   read <- tryCatch({
-    raw <- read_image_file(paths[1])
+    raw <- read_file(paths[1])
     image <- image_values(raw$values, raw$meta, paths[1], size, rules)
-    raw_mask <- read_mask_file(paths[2])
+    raw_mask <- read_file(paths[2])
     mask <- mask_values(raw_mask$values, raw_mask$meta, paths[2], size, rules)
     list(image = image, mask = mask, meta = raw$meta, mask_meta = raw_mask$meta)
   }, data_error = function(e) data_error(sprintf("tile %d: %s", as.integer(tile_id), conditionMessage(e))))
@@ -271,30 +255,12 @@ read_tile <- function(data_dir, tile_id, config) {
   list(image = to_channels(read$image, channels, rules), mask = read$mask)
 }
 
-# Values per stack of GeoTIFF tiles read at once (read_geotiff_tiles): 32 MB of doubles, 5 tiles of 448 x 448
-# (3 bands and a mask). Measured on the ci tiles: 4 tiles a stack read fastest, 16 paid fresh memory (kernel
-# time) and 2 half the per-file cost again.
-GEOTIFF_STACK_VALUES <- 2^22
-
-# Values read from GeoTIFF stacks between two minor collections in load_tiles (64 MB of doubles, two stacks).
-# R only: R frees a stack's vector of doubles at a collection, not when the last reference goes as Python does;
-# collected while it is young (read, used and dropped since the last collection) a level-0 collection frees it,
-# and glibc hands that memory to the next stacks (with parity/env.py's GLIBC_TUNABLES) instead of fresh pages.
-# Figures: parity/BENCHMARKS.md.
-GEOTIFF_COLLECT_VALUES <- 2^23
-
 #' Read `tile_ids` in the given order: list(images = float32 NumPy [n, row, col, C], masks = float32 NumPy
 #' [n, row, col, 1]), as the Python twin returns them.
 #'
-#' The arrays are allocated once, at the first tile's size, and each tile's R doubles are written into them as
-#' read: NumPy rounds them to float32 in that one assignment (to_numpy's rounding) and lays them out in C order.
-#' An R array filled tile by tile, then handed over, cost more than the reading at 448 x 448 (a 357 MB vector
-#' written with a stride of n, in Fortran order); a float32 copy per tile and np.stack after them cost twice the
-#' memory (fresh memory to fault in).
-#'
-#' R only: GeoTIFF tiles are read a few at a time as one terra stack (read_geotiff_tiles); where a stack cannot
-#' be read (a tile broken, of another size, or breaking a rule), its tiles are read one by one by read_tile,
-#' whose errors name the tile. Both ways give the same numbers.
+#' The arrays are allocated once, at the first tile's size, and each tile (read_tile) is written into them as
+#' read: NumPy rounds R's doubles to float32 in that one assignment (to_numpy's rounding), lays them out in C
+#' order, and turns the logical mask into 1/0.
 load_tiles <- function(data_dir, tile_ids, config) {
   np <- py_module("numpy")
   n <- length(tile_ids)
@@ -304,158 +270,21 @@ load_tiles <- function(data_dir, tile_ids, config) {
     return(list(images = np$zeros(list(0L, size, size, channels), dtype = "float32"),
                 masks = np$zeros(list(0L, size, size, 1L), dtype = "float32")))
   }
-  read_some <- if (check_encoding(config$encoding) == "geotiff") read_geotiff_tiles else read_jpeg_tiles
-  per_stack <- 1L  # the first stack is one tile; its size sets the others'
-  uncollected <- 0  # values read from GeoTIFF stacks since the last collection (GEOTIFF_COLLECT_VALUES)
-  k <- 1L
-  while (k <= n) {
-    ks <- k:min(n, k + per_stack - 1L)
-    tiles <- read_some(data_dir, tile_ids[ks], config)
-    if (is.null(tiles)) tiles <- lapply(tile_ids[ks], function(tile_id) read_tile(data_dir, tile_id, config))
-    for (q in seq_along(ks)) {
-      tile <- tiles[[q]]
-      dims <- if (is.null(tile$dims)) dim(tile$image) else tile$dims
-      if (ks[q] == 1L) {
-        first <- dims
-        images <- np$empty(as.list(c(n, first)), dtype = "float32")
-        masks <- np$empty(as.list(c(n, first[1:2])), dtype = "float32")
-        put_tile <- tile_writer(images, masks, config_rules(config))
-        if (!is.null(tile$values_read)) per_stack <- max(1L, as.integer(GEOTIFF_STACK_VALUES %/% tile$values_read))
-      } else if (any(dims != first)) {
-        data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
-                           as.integer(tile_ids[ks[q]]), dims[1], dims[2], as.integer(tile_ids[1]), first[1], first[2]))
-      }
-      put_tile(ks[q] - 1L, tile)  # 0-based, as Python's images[k] = ...
-      if (!is.null(tile$values_read)) uncollected <- uncollected + tile$values_read
+  for (k in seq_len(n)) {
+    tile <- read_tile(data_dir, tile_ids[k], config)
+    dims <- dim(tile$image)
+    if (k == 1L) {
+      first <- dims
+      images <- np$empty(as.list(c(n, first)), dtype = "float32")
+      masks <- np$empty(as.list(c(n, first[1:2])), dtype = "float32")
+    } else if (any(dims != first)) {
+      data_error(sprintf("tile %d: size %d x %d differs from tile %d (%d x %d); set tile_size to resize all tiles",
+                         as.integer(tile_ids[k]), dims[1], dims[2], as.integer(tile_ids[1]), first[1], first[2]))
     }
-    k <- max(ks) + 1L
-    if (uncollected >= GEOTIFF_COLLECT_VALUES) {  # R only: the stacks read so far are garbage, and still young
-      rm(tiles, tile)
-      gc(verbose = FALSE, full = FALSE)
-      uncollected <- 0
-    }
+    reticulate::py_set_item(images, k - 1L, tile$image)  # 0-based, as Python's images[k] = ...
+    reticulate::py_set_item(masks, k - 1L, tile$mask)
   }
   list(images = images, masks = np$expand_dims(masks, -1L))
-}
-
-#' A function(k, tile) that writes a tile (read_tile's list(image, mask), or read_jpeg_tiles' packed bytes) into
-#' `images`[k] and `masks`[k] (NumPy, float32 [n, row, col, C] and [n, row, col], k 0-based), by the reading rules
-#' `rules`: R's doubles are rounded to float32 by NumPy (to_numpy's rounding) and laid out in C order; packed JPEG
-#' bytes are divided by jpeg_scale in float64 and rounded once to float32, and a mask's bytes compared with
-#' jpeg_mask_threshold, by NumPy's own operations on a view of R's integers (Python's operations, on the same bytes).
-#'
-#' R only: NumPy sees R's array without a copy, in Fortran order, so the hand-over of doubles is a transposition.
-#' Each tile goes in one call into a float32 buffer in Fortran order (a straight copy), then band by band (each
-#' band one contiguous [row, col] plane) into the stack, faster than the whole tile at once (a one-band tile goes
-#' straight into the stack, in that one call). The one call matters as much: a
-#' NumPy view of R's array held on the R side (to slice its bands) keeps the array alive until a collection
-#' finalizes the view, and the next level-0 collection cannot free it then (it has aged): at paper-r 300 MB of
-#' tiles waited for a full collection, 0.15-0.19 s, in the validation tiles. Packed bytes are viewed by one call
-#' to np.ndarray on R's integers (`$` on a NumPy array costs R ~0.2 ms: reticulate wraps every attribute); that
-#' view, too, keeps R's 0.8 MB of integers alive until a collection finalizes it, which at paper-r costs no full
-#' collection (99 tiles, 160 MB).
-tile_writer <- function(images, masks, rules) {
-  np <- py_module("numpy")
-  dims <- unlist(reticulate::py_to_r(images$shape))[-1]
-  all <- py_attr("builtins", "slice")(NULL)  # Python's `:`
-  everything <- reticulate::py_eval("...", convert = FALSE)  # Python's `...`
-  bands <- if (dims[3] > 1L) {
-    buffer <- np$empty(as.list(dims), dtype = "float32", order = "F")
-    lapply(seq_len(dims[3]) - 1L, function(b) reticulate::py_get_item(buffer, reticulate::tuple(all, all, b)))
-  }
-  bytes_view <- np$ndarray  # (shape, dtype, buffer, offset, strides): bytes of R's integers, no copy
-  divide <- np$divide
-  greater <- np$greater
-  function(k, tile) {
-    if (!is.null(tile$dims)) {
-      # libjpeg's pixels: bytes R, G, B, A, row by row; the image's first 3 bytes of each, the mask's first.
-      pixel_row <- 4L * tile$dims[2]
-      divide(bytes_view(as.list(tile$dims), "uint8", tile$image, 0L, list(pixel_row, 4L, 1L)), rules$jpeg_scale,
-             out = reticulate::py_get_item(images, k), dtype = "float64")
-      greater(bytes_view(as.list(tile$dims[1:2]), "uint8", tile$mask, 0L, list(pixel_row, 4L)),
-              rules$jpeg_mask_threshold, out = reticulate::py_get_item(masks, k))
-      return(invisible(images))
-    }
-    if (is.null(bands)) {
-      reticulate::py_set_item(images, k, tile$image)
-    } else {
-      reticulate::py_set_item(buffer, everything, tile$image)
-      for (b in seq_along(bands)) reticulate::py_set_item(images, reticulate::tuple(k, all, all, b - 1L), bands[[b]])
-    }
-    reticulate::py_set_item(masks, k, tile$mask)
-    invisible(images)
-  }
-}
-
-#' Read the RGB JPEG tiles `tile_ids` as libjpeg's packed bytes for load_tiles: per tile list(image, mask, dims =
-#' c(rows, cols, 3)), image and mask integer arrays [rows * cols] of one pixel a value (bytes R, G, B, A, row by
-#' row: readJPEG's native raster), resized to tile_size; NULL when a tile cannot be read or breaks a reading rule
-#' (read_tile then reads the tiles one by one and names the fault), and for input_channels = 1 (the luma is
-#' computed from the double RGB: read_tile). tile_writer applies the rules; same numbers as read_tile's.
-#'
-#' R only: R never holds these tiles as doubles. readJPEG's doubles (4.8 MB a 448 x 448 tile, 6x the packed bytes)
-#' are freed only at a collection, and faulting in that fresh memory made R's reading of the paper-r tiles 1.6-2.1x
-#' Python's; Python frees its temporaries at once and reuses warm memory.
-read_jpeg_tiles <- function(data_dir, tile_ids, config) {
-  # tile_writer's views pick the bytes R, G, B of each 32-bit pixel in little-endian order.
-  if (.Platform$endian != "little" || (!is.null(config$input_channels) && config$input_channels != 3)) return(NULL)
-  size <- if (is.null(config$tile_size)) 0 else config$tile_size
-  # A file's packed pixels, checked to hold `bands` bands; then resized, and the rows and columns it had.
-  packed <- function(path, bands) {
-    x <- read_jpeg(path, native = TRUE)
-    if (!identical(as.integer(attr(x, "channels")), bands)) stop("another band count")
-    dims <- dim(x)
-    attributes(x) <- list(dim = length(x))  # a 1-d array for NumPy; R wraps the values (ALTREP), no copy
-    if (size != 0 && any(dims != size)) {
-      x <- x[c(t(kept_cells(list(height = dims[1], width = dims[2]), size)))]  # row by row, as libjpeg's
-      dim(x) <- length(x)
-    }
-    list(values = x, dims = dims)
-  }
-  tryCatch(withCallingHandlers(lapply(tile_ids, function(tile_id) {
-    paths <- tile_paths(data_dir, tile_id, "jpeg")
-    image <- packed(paths[1], 3L)
-    mask <- packed(paths[2], 1L)
-    if (!identical(image$dims, mask$dims)) stop("image and mask sizes differ")
-    kept <- if (size == 0) image$dims else c(size, size)
-    list(image = image$values, mask = mask$values, dims = as.integer(c(kept, 3)))
-  }), warning = function(w) stop(conditionMessage(w), call. = FALSE)), error = function(e) NULL)
-}
-
-#' Read the GeoTIFF tiles `tile_ids`, all of one size, as one terra stack into read_tile's list(image, mask)
-#' per tile (and `values_read`, the values the tile took); NULL when terra cannot read them as one stack (a file
-#' missing, unreadable or of another size, or any warning) or a tile breaks a rule: read_tile then reads them
-#' one by one and names the fault. Same numbers as read_tile's.
-#'
-#' R only: every rast() builds an R object of terra's (about 2 ms) and every values() call opens its files
-#' again, so one stack of a few tiles costs about two thirds of reading them file by file (measured on the ci
-#' tiles: 178 files 1.2-1.5 s -> 0.86-1.04 s); rasterio has no such cost per file.
-read_geotiff_tiles <- function(data_dir, tile_ids, config) {
-  paths <- vapply(tile_ids, function(tile_id) tile_paths(data_dir, tile_id, "geotiff"), character(2))
-  stack <- tryCatch(withCallingHandlers({
-    r <- geotiff_rast(c(paths))  # image, mask, image, mask, ...
-    layers <- terra::sources(r, nlyr = TRUE)$nlyr
-    list(values = terra::values(r, mat = FALSE), layers = layers, datatypes = terra::datatype(r, bylyr = FALSE),
-         starts = (cumsum(layers) - layers) * terra::ncell(r), height = terra::nrow(r), width = terra::ncol(r))
-  }, warning = function(w) stop(conditionMessage(w), call. = FALSE)), error = function(e) NULL)
-  # One check for the whole stack that every value is finite: a sum of squares (BLAS, half the time of sum()'s
-  # long doubles) is NaN or infinite if any value is (or if huge values overflow: then read_tile checks them).
-  # A stack that is not finite is read tile by tile, which names the tile.
-  if (is.null(stack) || length(stack$layers) != length(paths) || !is.finite(crossprod(stack$values)[1])) return(NULL)
-  size <- if (is.null(config$tile_size)) 0 else config$tile_size
-  channels <- if (is.null(config$input_channels)) 3 else config$input_channels
-  rules <- config_rules(config)
-  # read_file's meta of file j of the stack; `offset`: where its values start, `finite`: proven above.
-  meta <- function(j) {
-    list(bands = stack$layers[j], height = stack$height, width = stack$width, geotiff = TRUE,
-         datatype = stack$datatypes[j], offset = stack$starts[j], finite = TRUE)
-  }
-  tryCatch(lapply(seq_along(tile_ids), function(q) {
-    image <- image_values(stack$values, meta(2L * q - 1L), paths[1L, q], size, rules)
-    list(image = to_channels(image, channels, rules),
-         mask = mask_values(stack$values, meta(2L * q), paths[2L, q], size, rules),
-         values_read = (stack$layers[2L * q - 1L] + stack$layers[2L * q]) * stack$height * stack$width)
-  }), data_error = function(e) NULL)
 }
 
 #' An R double array as a float32 numpy array, same index meaning ([n, i, j, c] in R is [n-1, i-1, j-1, c-1]).

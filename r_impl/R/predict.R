@@ -11,7 +11,7 @@
 #' float32), and its georeference (list(crs, transform) of the output grid, or NULL for a JPEG).
 read_image <- function(data_dir, tile_id, config) {
   path <- tile_paths(data_dir, tile_id, config$encoding)[1]
-  raw <- read_image_file(path)
+  raw <- read_file(path)
   size <- if (is.null(config$tile_size)) 0 else config$tile_size
   rules <- config_rules(config)
   image <- to_channels(image_values(raw$values, raw$meta, path, size, rules), config$input_channels, rules)

@@ -53,15 +53,6 @@ set_determinism <- function(config) {
          available_cores = available_cores(), op_determinism = isTRUE(config$deterministic)))
 }
 
-#' Exempt every object Python's cyclic garbage collector tracks now (TensorFlow's and Keras's modules: some 370 k)
-#' from its collections from here on; return how many are exempt (gc.freeze). Twin of Python's, which says why:
-#' a full collection (0.17 s at ci) fell inside R's training-step trace.
-freeze_python_objects <- function() {
-  gc <- py_module("gc")
-  gc$freeze()
-  as.integer(reticulate::py_to_r(gc$get_freeze_count()))
-}
-
 #' Augmentation seeds (int32 pairs) of the train `positions` (0-based) of one batch in `epoch` (0-based):
 #' rows `positions` of the manifest's augment_seeds[epoch].
 batch_seeds <- function(manifest, epoch, positions) {

@@ -22,17 +22,15 @@ check_python <- function() {
   python
 }
 
-#' Start importing Python's `module` (and what it imports) on a Python thread when R is the host; returns its
-#' future, whose `result()` waits for it and raises the import's error, or NULL (Python hosts R: import later).
+#' Start importing Python's `module` (and what it imports) on a Python thread; returns its future, whose
+#' `result()` waits for it and raises the import's error. Called when R is the host (r-rscript) only.
 #'
-#' R only: Python's worker has nothing to do while TensorFlow imports (3-4 s); R loads its own readers then (terra:
-#' 3-4 s, its C++ modules), on R's thread, while reticulate lets Python threads run (reticulate >= 1.39, when it
-#' started Python). Under rpy2, R's event callbacks take Python's lock, and beside the importing thread terra's
-#' loading took 5-7 s instead of 2-3 s: there the import waits. One thread imports, so the modules import as they
-#' would on the main thread. Measured (Rscript, GeoTIFF): start-up 10.2-10.8 s -> 6.1-6.8 s.
+#' R only: Python's worker has nothing to do while TensorFlow imports; R loads its own readers then (terra, its
+#' C++ modules), on R's thread, while reticulate lets Python threads run (reticulate >= 1.39, when it started
+#' Python). Under rpy2, R's event callbacks take Python's lock, and beside the importing thread terra's loading
+#' took longer than the import saved: there the import waits. One thread imports, so the modules import as they
+#' would on the main thread. Its gain: parity/BENCHMARKS.md.
 import_in_background <- function(module) {
-  started_here <- tryCatch(reticulate:::was_python_initialized_by_reticulate(), error = function(e) FALSE)
-  if (!isTRUE(started_here)) return(NULL)
   pool <- py_attr("concurrent.futures", "ThreadPoolExecutor")(max_workers = 1L)
   future <- pool$submit(py_attr("importlib", "import_module"), module)
   pool$shutdown(wait = FALSE)  # its one thread ends when the import does
@@ -56,7 +54,7 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
   config <- check_config(read_config(config_path), n_tiles)
   # Keras and TensorFlow on a Python thread while R loads its readers (after the config: its checks call Python,
   # which would wait for the importing thread).
-  importing <- import_in_background("keras")
+  importing <- if (identical(impl, "r-rscript")) import_in_background("keras")
   # Libraries load at start-up in both languages; R's readers first, as TensorFlow imports meanwhile.
   prepare_readers(resolve_threads(config)$threads_intra, config$encoding)
   if (!is.null(importing)) tryCatch(importing$result(), error = function(e) {
@@ -64,7 +62,6 @@ run_worker <- function(config_path, manifest_path, out_dir, launched_at = NULL) 
                  python, conditionMessage(e)), call. = FALSE)
   })
   threads <- set_determinism(config)$threads_intra  # before any TensorFlow op
-  freeze_python_objects()  # the libraries' objects, out of the collector's full scans
   ready <- now()
   origin <- if (is.null(launched_at)) started else launched_at
   timings <- list(start_to_ready = ready - origin)

@@ -1,4 +1,5 @@
-"""The Python side of ``tailings-parity doctor``: TensorFlow, Keras, devices and the smoke fit (twin of probe.R).
+"""The Python side of ``tailings-parity doctor``: platform, TensorFlow, Keras and its config, devices, GPU
+libraries and the smoke fit (twin of probe.R).
 
 Run as ``python -m parity.doctor.probes.python_side`` with TP_DOCTOR_OUT, TP_DOCTOR_SECTIONS, TP_DOCTOR_WEIGHTS
 set by parity/doctor.py.
@@ -7,7 +8,11 @@ set by parity/doctor.py.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import struct
 import sys
+from pathlib import Path
 
 from parity.doctor.probes import SectionRecorder, env_seen
 
@@ -17,9 +22,10 @@ def tensorflow_section() -> dict:
     import tensorflow as tf
     import keras
 
-    # One thread each way, set before TensorFlow's runtime starts (it cannot change afterwards).
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    # One thread each way unless TensorFlow's own variables say otherwise (twin of probe.R), set before
+    # TensorFlow's runtime starts (it cannot change afterwards).
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
+    tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS", "1")))
     try:
         tf_keras_version, tf_keras_error = tf.keras.__version__, None
     except Exception as exc:  # noqa: BLE001 - legacy Keras requested without tf_keras fails here
@@ -32,6 +38,73 @@ def tensorflow_section() -> dict:
             "executable": sys.executable,
             "env": env_seen(["TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES",
                              "TF_ENABLE_ONEDNN_OPTS"])}
+
+
+def mapped_libraries(pattern: str) -> dict:
+    """Shared libraries this process has mapped (/proc/self/maps; Linux only): {file name: path}."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return {}
+    paths = dict.fromkeys(line[line.index("/"):] for line in lines if "/" in line)
+    return {os.path.basename(p): p for p in paths if re.match(pattern, os.path.basename(p))}
+
+
+def cpu_flags() -> list[str] | None:
+    """The instruction-set flags TensorFlow's wheels care about, from /proc/cpuinfo (None where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    words = set(line.partition(":")[2].split())
+    return [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in words]
+
+
+def platform_section() -> dict:
+    """Twin of the "platform" section of probe.R: architecture, CPU flags, which NumPy and where else one lies."""
+    import platform
+    import site
+
+    import numpy as np
+
+    on_path = [p for p in sys.path if p and (Path(p) / "numpy" / "__init__.py").exists()]
+    return {"python_machine": platform.machine(), "pointer_bits": 8 * struct.calcsize("P"),
+            "cpu_flags": cpu_flags(), "numpy_file": np.__file__, "numpy_version": np.__version__,
+            "numpy_on_path": on_path, "prefix": sys.prefix, "base_prefix": sys.base_prefix,
+            "user_site": site.getusersitepackages(), "user_site_enabled": bool(site.ENABLE_USER_SITE),
+            "pythonpath": os.environ.get("PYTHONPATH", ""), "libstdcxx": mapped_libraries(r"libstdc\+\+")}
+
+
+def keras_config_section() -> dict:
+    """Twin of the "keras_config" section of probe.R: what Keras computes with, and which keras.json it read."""
+    import keras
+    from keras.src.backend.config import keras_home
+
+    home = keras_home()
+    return {"backend": keras.config.backend(), "floatx": keras.config.floatx(), "epsilon": keras.config.epsilon(),
+            "image_data_format": keras.config.image_data_format(), "keras_home": home,
+            "keras_json": os.path.join(home, "keras.json"),
+            "keras_json_exists": os.path.exists(os.path.join(home, "keras.json")),
+            "env": env_seen(["KERAS_HOME", "KERAS_BACKEND", "TF_USE_LEGACY_KERAS"])}
+
+
+def gpu_section() -> dict:
+    """Twin of the "gpu" section of probe.R: the CUDA build, the CUDA libraries loaded, what XLA needs."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    growth = []
+    for gpu in gpus:
+        try:
+            growth.append(tf.config.experimental.get_memory_growth(gpu))
+        except Exception:  # noqa: BLE001 - recorded as unknown, the check says so
+            growth.append(None)
+    return {"build": dict(tf.sysconfig.get_build_info()), "gpus": len(gpus), "memory_growth": growth,
+            "cuda_libraries": mapped_libraries(r"lib(cuda|cudart|cudnn|cublas|cufft|cusolver|cusparse|nvrtc"
+                                               r"|nvJitLink)"),
+            "libstdcxx": mapped_libraries(r"libstdc\+\+"), "ptxas": shutil.which("ptxas") or "",
+            "env": env_seen(["LD_LIBRARY_PATH", "XLA_FLAGS", "TF_FORCE_GPU_ALLOW_GROWTH", "CUDA_VISIBLE_DEVICES"])}
 
 
 def devices_section() -> dict:
@@ -72,11 +145,14 @@ def fit_smoke(weights_file: str) -> dict:
 
 def main() -> int:
     """Run the wanted sections; the JSON file is the result, the exit status is 0 unless Python itself broke."""
-    wanted = os.environ.get("TP_DOCTOR_SECTIONS", "tensorflow,devices,fit").split(",")
+    wanted = os.environ.get("TP_DOCTOR_SECTIONS", "platform,tensorflow,keras_config,devices,gpu,fit").split(",")
     rec = SectionRecorder("python", os.environ.get("TP_DOCTOR_OUT", "doctor-python.json"), wanted)
     rec.save()
+    rec.run("platform", platform_section)
     rec.run("tensorflow", tensorflow_section)
+    rec.run("keras_config", keras_config_section)
     rec.run("devices", devices_section, requires=("tensorflow",))
+    rec.run("gpu", gpu_section, requires=("tensorflow",))
     rec.run("fit", lambda: fit_smoke(os.environ.get("TP_DOCTOR_WEIGHTS", "doctor-python-weights.npz")),
             requires=("tensorflow",))
     return 0

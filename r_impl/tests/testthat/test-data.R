@@ -62,7 +62,7 @@ test_that("load_tiles gives Python's arrays and refuses a tile of another size b
 })
 
 # terra reverses the rows of a south-up GeoTIFF (positive pixel height) where rasterio reads them as stored;
-# read without georeferencing (geotiff_rast), R gets the stored order too, in a stack and alone.
+# read without georeferencing (geotiff_rast), R gets the stored order too.
 test_that("a south-up GeoTIFF reads as Python reads it", {
   dir <- tempfile("southup")
   synthetic <- py_module("parity.data.synthetic")
@@ -94,9 +94,9 @@ expect_stops_as_read_tile <- function(dir, bad, config, label) {
   unlink(dir, recursive = TRUE)
 }
 
-# A broken GeoTIFF tile inside a terra stack (read_geotiff_tiles): load_tiles stops with read_tile's message for
-# that tile, naming it and the fault, as when it is read alone.
-test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile does", {
+# A broken GeoTIFF tile among good ones: load_tiles stops with read_tile's message for that tile, naming it and the
+# fault, as when it is read alone.
+test_that("load_tiles names a broken GeoTIFF tile as read_tile does", {
   fixtures <- py_module("parity.data.fixtures")
   bad <- reticulate::py_to_r(fixtures$BAD_TILE)
   config <- list(encoding = "geotiff", tile_size = 0L, input_channels = 3L)
@@ -106,9 +106,8 @@ test_that("load_tiles names a broken GeoTIFF tile read in a stack as read_tile d
   }
 })
 
-# JPEG tiles are read as libjpeg's packed bytes (read_jpeg_tiles); a tile that breaks a rule there is read again by
-# read_tile, so load_tiles stops with read_tile's message naming the tile and the fault, as when it is read alone.
-test_that("load_tiles names a broken JPEG tile read as packed bytes as read_tile does", {
+# A JPEG tile that breaks a rule: load_tiles stops with read_tile's message naming the tile and the fault.
+test_that("load_tiles names a broken JPEG tile as read_tile does", {
   fixtures <- py_module("parity.data.fixtures")
   bad <- reticulate::py_to_r(fixtures$BAD_TILE)
   config <- list(encoding = "jpeg", tile_size = 0L, input_channels = 3L)
@@ -130,31 +129,4 @@ test_that("load_tiles names a broken JPEG tile read as packed bytes as read_tile
     }
     expect_stops_as_read_tile(dir, bad, config, kind)
   }
-})
-
-# RGB JPEG tiles take the packed path (read_jpeg_tiles: no fall-back to read_tile) and give read_tile's numbers
-# bit for bit at every size: non-square tiles kept, shrunk, resized to their own height and enlarged.
-test_that("the packed JPEG path is taken and gives read_tile's numbers", {
-  dir <- tempfile("packed")
-  for (folder in c("img", "mask")) dir.create(file.path(dir, folder), recursive = TRUE)
-  set.seed(1)
-  for (id in 0:1) {
-    jpeg::writeJPEG(array(runif(20 * 28 * 3), c(20L, 28L, 3L)), file.path(dir, "img", sprintf("img_%d.jpeg", id)),
-                    quality = 0.9)
-    jpeg::writeJPEG(matrix(runif(20 * 28), 20L, 28L), file.path(dir, "mask", sprintf("mask_%d.jpeg", id)),
-                    quality = 0.9)
-  }
-  all <- py_attr("builtins", "slice")(NULL)
-  for (size in c(0L, 8L, 20L, 36L)) {
-    config <- list(encoding = "jpeg", tile_size = size, input_channels = 3L)
-    expect_false(is.null(read_jpeg_tiles(dir, 0:1, config)), label = paste("tile_size", size))
-    r <- load_tiles(dir, 0:1, config)
-    for (k in 0:1) {
-      alone <- read_tile(dir, k, config)
-      expect_true(py_bits_equal(reticulate::py_get_item(r$images, k), to_numpy(alone$image)))
-      expect_true(py_bits_equal(reticulate::py_get_item(r$masks, reticulate::tuple(k, all, all, 0L)),
-                                to_numpy(alone$mask)))
-    }
-  }
-  unlink(dir, recursive = TRUE)
 })
