@@ -63,7 +63,7 @@ def test_bench_measures_plain_fit_probe_and_ratios(tmp_path, capsys):
     assert rc == 0, printed
     # The plain fits run between the workers' repeats, not after all of them.
     at = [printed.index(line) for line in ("worker r-rscript-r1: done", "plain model.fit 1/2",
-                                            "worker python-r2: starting", "plain model.fit 2/2")]
+                                            "worker python-r2: started", "plain model.fit 2/2")]
     assert at == sorted(at), printed
     doc = json.loads(out.read_text())
     assert set(doc["ratios"]) == {"training_over_plain_fit", "r_over_python_training", "r_over_python_data",

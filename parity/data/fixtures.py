@@ -76,8 +76,3 @@ def make_fixture(kind: str, out_dir: Path | str, count: int = 4, size: int = 32)
 
         write_geotiff(mask_tif, mask[None], transform @ Affine.translation(10, 0))
     return out
-
-
-def make_all(out_dir: Path | str, count: int = 4, size: int = 32) -> dict[str, Path]:
-    """Every fixture under ``out_dir/<kind>``; returns kind -> folder."""
-    return {kind: make_fixture(kind, Path(out_dir) / kind, count, size) for kind in FIXTURES}

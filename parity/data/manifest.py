@@ -80,9 +80,3 @@ def write_manifest(manifest: dict, path: Path | str) -> str:
     text = text.replace('"manifest_sha256": ""', f'"manifest_sha256": "{digest}"')
     Path(path).write_text(text)
     return digest
-
-
-def epoch_positions(manifest: dict, epoch: int) -> list[int]:
-    """0-based positions into ``train`` in the order epoch ``epoch`` (0-based) visits them."""
-    return [p for batch in manifest["batches"][epoch] for p in batch]
-
