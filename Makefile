@@ -32,4 +32,4 @@ test-ci: setup  # only the ci-marked tests (the real tiles)
 	$(PY) -m pytest -m ci
 
 clean:
-	rm -rf .pytest_cache build *.egg-info .cache/r-bytecode
+	rm -rf .pytest_cache build *.egg-info

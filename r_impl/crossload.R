@@ -7,7 +7,7 @@ entry_dir <- dirname(normalizePath(sub("^--file=", "", file_arg[1])))
 source(file.path(entry_dir, "worker.R"))  # source_r_impl(); its own entry code runs only as a script
 args <- commandArgs(trailingOnly = TRUE)
 status <- tryCatch({
-  source_r_impl(file.path(entry_dir, "R"), bytecode_dir(entry_dir))
+  source_r_impl(file.path(entry_dir, "R"))
   run_crossload(args[1])
   0L
 }, error = function(e) {

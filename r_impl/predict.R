@@ -7,7 +7,7 @@ entry_dir <- dirname(normalizePath(sub("^--file=", "", file_arg[1])))
 source(file.path(entry_dir, "worker.R"))  # source_r_impl(); its own entry code runs only as a script
 args <- commandArgs(trailingOnly = TRUE)
 status <- tryCatch({
-  source_r_impl(file.path(entry_dir, "R"), bytecode_dir(entry_dir))
+  source_r_impl(file.path(entry_dir, "R"))
   record <- run_predict(args[1])
   cat(jsonlite::toJSON(list(tiles = length(record$tiles), skipped = length(record$skipped),
                             notice = record$notice), auto_unbox = TRUE, null = "null"), "\n", sep = "")

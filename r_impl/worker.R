@@ -5,52 +5,16 @@
 # mistake (check_config).
 # parity/run/workers.py sources this file through rpy2 too; then it only defines the functions below.
 
-#' Source the R twin's files of `r_dir` in sorted (C locale) order into the global environment, byte-compiled.
-#'
-#' R compiles a function the first time it runs (its JIT): 0.8 s of an R worker at `ci`, 0.28 s of them in its
-#' data phase, where Python imports bytecode compiled once. So each file is compiled once, as Python keeps its
-#' __pycache__: into `cache_dir` under the hash of its text and R's version, then loaded (15 ms for all files
-#' against 1.4 s to compile them). Without `cache_dir`, or where it cannot be written, a file is sourced as is.
-source_r_impl <- function(r_dir, cache_dir = NULL) {
+#' Source the R twin's files of `r_dir` in sorted (C locale) order into the global environment; a file that does
+#' not parse or run stops naming it.
+source_r_impl <- function(r_dir) {
   files <- list.files(r_dir, pattern = "\\.R$", full.names = TRUE)
   if (length(files) == 0L) stop(sprintf("--r-dir %s: no .R files there", r_dir), call. = FALSE)
   for (f in sort(files, method = "radix")) {  # radix sorts bytewise, like Python's sorted()
-    tryCatch(source_compiled(f, cache_dir),
+    tryCatch(source(f, local = globalenv()),
              error = function(e) stop(sprintf("%s: %s", f, conditionMessage(e)), call. = FALSE))
   }
   invisible(files)
-}
-
-#' The folder of the R twin's compiled files beside the project whose r_impl/ is `entry_dir`.
-bytecode_dir <- function(entry_dir) {
-  file.path(dirname(entry_dir), ".cache", "r-bytecode")
-}
-
-#' Evaluate the R file `path` into the global environment from its compiled form in `cache_dir`, compiling it
-#' there first if needed; source it as is when there is no cache or it fails (its errors are source()'s own).
-source_compiled <- function(path, cache_dir) {
-  compiled <- if (is.null(cache_dir)) NULL else tryCatch(compiled_file(path, cache_dir), error = function(e) NULL)
-  loaded <- !is.null(compiled) && tryCatch({
-    compiler::loadcmp(compiled, envir = globalenv())
-    TRUE
-  }, error = function(e) FALSE)
-  if (!loaded) source(path, local = globalenv())
-  invisible(NULL)
-}
-
-#' Path of the compiled form of the R file `path` in `cache_dir` (name, text hash, R version), compiled now if
-#' missing: into a temporary file renamed into place, so that workers starting together never read half a file.
-compiled_file <- function(path, cache_dir) {
-  name <- sprintf("%s-%s-R%s.Rc", sub("\\.R$", "", basename(path)), unname(tools::md5sum(path)), getRversion())
-  out <- file.path(cache_dir, name)
-  if (!file.exists(out)) {
-    dir.create(cache_dir, recursive = TRUE, showWarnings = FALSE)
-    tmp <- tempfile(name, tmpdir = cache_dir, fileext = ".tmp")
-    on.exit(unlink(tmp))
-    utils::capture.output(compiler::cmpfile(path, tmp))  # it prints "saving to file ..."
-    if (!file.rename(tmp, out)) stop("cannot write ", out)
-  }
-  out
 }
 
 #' End this Rscript process with `status`. Every file is written and closed by then; when Python runs in the
@@ -98,7 +62,7 @@ worker_main <- function(args, entry_dir = getwd()) {
   }
   launched <- Sys.getenv("TAILINGS_PARITY_LAUNCHED_AT", "")
   status <- tryCatch({
-    source_r_impl(values[["r-dir"]], bytecode_dir(entry_dir))
+    source_r_impl(values[["r-dir"]])
     run_worker(values$config, values$manifest, values$out, if (nzchar(launched)) as.numeric(launched) else NULL)
     0L
   }, config_error = function(e) {

@@ -123,7 +123,7 @@ def _embedded_main(spec: str) -> int:
 
     ro.globalenv[".r_impl_dir"] = str(R_IMPL_DIR)
     ro.r["source"](str(R_IMPL_DIR / "worker.R"))
-    ro.globalenv["source_r_impl"](str(R_IMPL_DIR / "R"), ro.globalenv["bytecode_dir"](str(R_IMPL_DIR)))
+    ro.globalenv["source_r_impl"](str(R_IMPL_DIR / "R"))
     ro.globalenv["run_predict"](spec)
     return 0
 
