@@ -42,6 +42,56 @@ def array_sha256(array) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(array, dtype=np.float32)).data).hexdigest()
 
 
+def fed_digests(x, y) -> list:
+    """``[image, mask]`` digests (the first 16 hex digits of ``array_sha256``) of every row of a batch as fed to
+    the training step, after crop and augmentation (batch_order.json ``samples``)."""
+    return [[array_sha256(x[k])[:16], array_sha256(y[k])[:16]] for k in range(len(x))]
+
+
+def layer_outputs(model, x) -> tuple[list, list]:
+    """Every operation of ``model`` after its inputs, in graph order, and its output on the tiles ``x`` (one
+    batch, inference mode): (operations, float32 arrays). An operation without one output of its own (a layer
+    called twice) is left out."""
+    import keras
+
+    ops, outputs = [], []
+    for op in model.operations:
+        if isinstance(op, keras.layers.InputLayer):
+            continue
+        try:
+            out = op.output
+        except (AttributeError, ValueError):  # shared: one output per call
+            continue
+        if isinstance(out, keras.KerasTensor):
+            ops.append(op)
+            outputs.append(out)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    values = keras.Model(inputs, outputs)(x, training=False)
+    return ops, [np.asarray(v, dtype=np.float32) for v in values]
+
+
+def save_layer_outputs(model, x, config: dict, out_dir) -> None:
+    """forward_layers.json and forward_layers.npz: per operation of the graph (``layer_outputs``) its place, name,
+    class, shape and the sha256 of its output; the output itself when it has at most ``layer_full_max`` values,
+    else ``layer_sample`` values at evenly spaced positions of its C-order values ([rules])."""
+    from python_impl.config import config_rules
+
+    rules = config_rules(config)
+    full_max, n_sample = int(rules["layer_full_max"]), int(rules["layer_sample"])
+    place = {op.name: k for k, op in enumerate(model.operations)}
+    ops, values = layer_outputs(model, x)
+    records, arrays = [], {}
+    for op, value in zip(ops, values):
+        key = f"layer_{place[op.name]:04d}"
+        flat = np.ascontiguousarray(value).reshape(-1)
+        stored = "full" if flat.size <= full_max else "sample"
+        arrays[key] = value if stored == "full" else flat[np.linspace(0, flat.size - 1, n_sample).astype(np.int64)]
+        records.append({"index": place[op.name], "key": key, "name": op.name, "class_name": type(op).__name__,
+                        "shape": list(value.shape), "sha256": array_sha256(value), "stored": stored})
+    np.savez(Path(out_dir) / "forward_layers.npz", **arrays)
+    save_json({"full_max": full_max, "sample": n_sample, "layers": records}, Path(out_dir) / "forward_layers.json")
+
+
 def peak_memory_mb() -> float | None:
     """Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; None where unavailable."""
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_PATH = PROJECT_ROOT / "parity" / "presets.toml"
+MODELS_DIR = PROJECT_ROOT / "parity" / "models"  # the model pairs shipped with the project, by name
 
 
 class ConfigError(ValueError):
@@ -47,17 +48,65 @@ COUNTS = {"n_tiles": "usable tiles", "n_train": "training tiles", "n_val": "vali
 RESOLVED_KEYS = ("preset", "rules")
 
 
-def load_schema(path: Path | str = PRESETS_PATH) -> dict:
-    """The rule of every key of ``[defaults]`` (``[schema]`` of the presets file); a key without a rule there gets
-    the type of its default."""
+def shipped_pairs() -> list[str]:
+    """Names of the model pairs in ``parity/models/``."""
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "model.py").is_file()) if MODELS_DIR.is_dir() else []
+
+
+def model_dir(value) -> Path:
+    """The model pair folder that config ``model`` names: a pair of ``parity/models/`` by name, or a folder
+    (absolute, or relative to the working folder); a ConfigError naming the value and the fix otherwise."""
+    text = str(value)
+    if "/" not in text and (MODELS_DIR / text).is_dir():
+        return MODELS_DIR / text
+    if text and Path(text).is_dir():
+        return Path(text).resolve()
+    raise ConfigError(f"config key model = {_show(value)}: no such model pair folder; give a folder with model.py "
+                      f"and model.R (README: Your own model pair) or a shipped pair: {', '.join(shipped_pairs())}")
+
+
+def model_toml(value) -> dict:
+    """The ``[defaults]`` and ``[schema]`` of the pair's ``model.toml`` (both empty without one): the pair's own
+    config keys and their rules; a ConfigError names a broken file."""
+    path = model_dir(value) / "model.toml"
+    if not path.is_file():
+        return {"defaults": {}, "schema": {}}
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    other = sorted(set(doc) - {"defaults", "schema"})
+    if other:
+        raise ConfigError(f"{path}: [{other[0]}] is not a table of a model.toml; it has [defaults] and [schema]")
+    defaults, schema = dict(doc.get("defaults") or {}), dict(doc.get("schema") or {})
+    extra = sorted(set(schema) - set(defaults))
+    if extra:
+        raise ConfigError(f"{path}: [schema] has a rule for {extra[0]}, which its [defaults] does not define")
+    return {"path": path, "defaults": defaults, "schema": schema}
+
+
+def load_schema(path: Path | str = PRESETS_PATH, model=None) -> dict:
+    """The rule of every key of ``[defaults]`` (``[schema]`` of the presets file) and, with ``model``, of the
+    pair's ``model.toml``; a key without a rule gets the type of its default. A pair key that is also a key of
+    the presets file is a ConfigError naming both."""
     with open(path, "rb") as f:
         doc = tomllib.load(f)
     schema = dict(doc.get("schema") or {})
     extra = sorted(set(schema) - set(doc["defaults"]))
     if extra:
         raise ConfigError(f"{path}: [schema] has rules for {', '.join(extra)}, which [defaults] does not define")
+    defaults = dict(doc["defaults"])
+    if model is not None:
+        pair = model_toml(model)
+        clash = sorted(k for k in pair["defaults"] if k in defaults or k in RESOLVED_KEYS)
+        if clash:
+            raise ConfigError(f"{pair['path']}: key {clash[0]} is also a key of {path}; rename the pair's key "
+                              f"(for example {Path(pair['path']).parent.name}_{clash[0]})")
+        schema.update(pair["schema"])
+        defaults.update(pair["defaults"])
     names = {bool: "bool", int: "int", float: "float", str: "string"}
-    for key, value in doc["defaults"].items():
+    for key, value in defaults.items():
         schema.setdefault(key, {"type": names.get(type(value), "string")})
     return schema
 
@@ -120,7 +169,7 @@ def check_config(config: dict, n_tiles: int | None = None) -> dict:
     tiles; each split gets a tile). The first broken rule raises ConfigError naming the key, the value and the rule:
     ``config key batch_size = 0: must be >= 1``. Twin of check_config in r_impl/R/config.R (the same messages).
     """
-    schema = load_schema()
+    schema = load_schema(model=config.get("model"))
     unknown = sorted(k for k in config if k not in schema and k not in RESOLVED_KEYS)
     if unknown:
         raise ConfigError(f"config key {unknown[0]}: not a setting; keys: {', '.join(sorted(schema))}")
@@ -221,7 +270,6 @@ def load_config(preset: str = "smoke", overrides: dict | list | None = None,
         doc = tomllib.load(f)
     if preset not in doc["presets"]:
         raise ConfigError(f"unknown preset {preset!r}; presets in {path}: {', '.join(doc['presets'])}")
-    schema = load_schema(path)
     config = dict(doc["defaults"])
     for key, value in doc["presets"][preset].items():
         if key not in config:
@@ -235,13 +283,22 @@ def load_config(preset: str = "smoke", overrides: dict | list | None = None,
             key, text = item.split("=", 1)
             pairs[key.strip()] = text
         overrides = pairs
+    # The model pair first: its model.toml adds the keys that the other overrides may set.
+    if "model" in (overrides or {}):
+        config["model"] = str(overrides["model"]).strip()
+    folder = model_dir(config["model"])
+    if folder.parent != MODELS_DIR:
+        config["model"] = str(folder)  # a folder of the user's, absolute: the workers run elsewhere
+    config.update(model_toml(config["model"])["defaults"])
+    schema = load_schema(path, config["model"])
     for key, value in (overrides or {}).items():
         if key == "rules" or key.startswith("rules."):
             raise ConfigError(f"override {key!r}: the [rules] of {path} are fixed, not settings; change them there "
                               "only to change what both languages compute")
         if key not in config:
             raise ConfigError(f"unknown config key {key!r}; keys: {', '.join(sorted(config))}")
-        config[key] = coerce_value(key, value, schema[key]) if isinstance(value, str) else value
+        if key != "model":  # set above, resolved
+            config[key] = coerce_value(key, value, schema[key]) if isinstance(value, str) else value
     config = check_config(config)  # types too: integers written as floats in TOML stay floats (learning_rate)
     config["preset"] = preset
     config["rules"] = dict(doc["rules"])  # recorded in config.json: what every worker applies

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 
 
-def predict_saved(model_path, inputs_path, fixed, out_path, batch_size: int) -> None:
+def predict_saved(model_path, inputs_path, fixed, out_path, config: dict) -> None:
     """Load ``model_path``, predict the ``images`` of ``inputs_path`` ``batch_size`` at a time, as the worker
     did, and save rows ``fixed`` (0-based) as (N, H, W). The same batches: on some CPUs a row's low bits depend
     on the batch it falls in."""
-    from python_impl.unet import load_unet
+    from python_impl.pair import load_saved
 
-    model = load_unet(model_path)
+    model = load_saved(model_path, config)
     with np.load(inputs_path) as z:
         x = z["images"]
-    y = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)[..., 0]
+    y = np.asarray(model.predict(x, batch_size=int(config["batch_size"]), verbose=0), dtype=np.float32)[..., 0]
     np.save(out_path, np.ascontiguousarray(y[np.asarray(fixed, dtype=np.int64)]))
 
 
@@ -42,7 +42,7 @@ def run_crossload(jobs_path) -> int:
     for job in spec["jobs"]:
         rec = {"ok": False, "error": None, "file": job["out_name"]}
         try:
-            predict_saved(job["model"], job["inputs"], job["fixed"], job["out"], int(config["batch_size"]))
+            predict_saved(job["model"], job["inputs"], job["fixed"], job["out"], config)
             rec["ok"] = True
             done += 1
         except Exception as exc:  # one model that does not load must not hide the others

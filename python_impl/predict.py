@@ -61,11 +61,11 @@ def write_outputs(probabilities, geo, out_dir, tile_id: int, threshold: float) -
 
 def predict_tiles(model_path, data_dir, config: dict, out_dir) -> dict:
     """Predict every tile image of ``data_dir``; write the GeoTIFFs and ``predictions.json``; return that record."""
-    from python_impl.unet import load_unet
+    from python_impl.pair import load_saved
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = load_unet(model_path)
+    model = load_saved(model_path, config)
     ids, images, geos, skipped = [], [], [], {}
     for tile_id in data.list_tiles(data_dir, config["encoding"]):
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from python_impl import artifacts, metrics, unet
+from python_impl import artifacts, metrics, pair as pair_mod, unet
 from python_impl.augment import augment_batch, crop_batch
 from python_impl.config import config_rules
 
@@ -67,6 +67,14 @@ def set_determinism(config: dict) -> dict:
             "available_cores": available_cores(), "op_determinism": bool(config["deterministic"])}
 
 
+def seed_everything(config: dict) -> None:
+    """Seed Python's, NumPy's and TensorFlow's generators from the config (``keras.utils.set_random_seed``), as the
+    R twin does before it builds the model (with R's ``set.seed`` too)."""
+    import keras
+
+    keras.utils.set_random_seed(int(config["seed"]))
+
+
 def batch_seeds(manifest: dict, epoch: int, positions):
     """Augmentation seeds (int32 pairs) of the train ``positions`` of one batch in ``epoch`` (0-based):
     rows ``positions`` of the manifest's ``augment_seeds[epoch]``."""
@@ -100,7 +108,7 @@ def make_train_step(model, x, y):
     What ``train_on_batch`` runs (Keras's ``train_step``, metrics reset before it so that the loss returned is
     this batch's), as one ``tf.function`` over batches of any size: ``train_on_batch`` traces the step for the
     first batch's size and again for a last, smaller batch (as long as the first trace). Same
-    graph, same numbers. ``jit_compile=False`` as in ``unet.compile_unet``; ``autograph=False`` as Keras's own
+    graph, same numbers. ``jit_compile=False`` as in ``unet.compile_model``; ``autograph=False`` as Keras's own
     wrapper (``do_not_convert``).
     """
     import tensorflow as tf
@@ -153,7 +161,8 @@ def split_metrics(model, probabilities, masks, config: dict) -> dict:
 
 
 def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
-    """Build, train and evaluate the U-Net; write the worker artifacts to ``out_dir``; return the timings.
+    """Build the config's model pair, train and evaluate it; write the worker artifacts to ``out_dir``; return the
+    timings.
 
     ``data`` is ``{"train": {"images", "masks"}, "val": {"images", "masks"}}`` in manifest order (NHWC float32).
     """
@@ -168,13 +177,18 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
 
     artifacts.log_progress(out_dir, "phase build")
     t = time.time()
-    model = unet.build_unet(config)
+    pair = pair_mod.load_pair(config)
+    seed_everything(config)  # the pair's default initializers draw from these seeds, in both languages
+    model = pair_mod.build_pair_model(pair, config)
     artifacts.save_json(unet.architecture_record(model), out_dir / "architecture.json")
     artifacts.save_weights_npz(model, out_dir / "weights_initial.npz")
     fixed = np.asarray(manifest["fixed_batch"], dtype=np.int64)
     predict_tiles = make_predict(model, val_x)
-    # forward_fixed: the fixed batch as one batch.
-    artifacts.save_array(predict_tiles(val_x[fixed], len(fixed)), out_dir / "forward_fixed.npy")
+    # forward_fixed: the fixed batch as one batch; forward_layers: every layer's output on it.
+    forward = predict_tiles(val_x[fixed], len(fixed))
+    pair_mod.check_probabilities(forward, val_x[fixed].shape, str(pair.folder / "model.py"))
+    artifacts.save_array(forward, out_dir / "forward_fixed.npy")
+    artifacts.save_layer_outputs(model, val_x[fixed], config, out_dir)
     epochs = int(config["epochs"])
     if len(manifest["batches"]) < epochs:
         raise ValueError(f"manifest lists batches for {len(manifest['batches'])} epochs, config wants {epochs}:"
@@ -183,7 +197,7 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     if int(manifest.get("crop_size", 0)) != crop_size:
         raise ValueError(f"manifest crop_size {manifest.get('crop_size', 0)}, config crop_size {crop_size}: make the "
                          "manifest from this config")
-    unet.compile_unet(model, config, total_steps(manifest, epochs))
+    unet.compile_model(model, config, total_steps(manifest, epochs), pair.loss)
     unet.build_optimizer(model)  # the training step then traces once (unet.build_optimizer)
     # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
     artifacts.save_json(unet.compiled_record(model), out_dir / "compiled.json")
@@ -193,13 +207,16 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
     losses = np.full((epochs, n_batches), np.nan, dtype=np.float32)
     history, timings["epochs"], timings["epoch_metrics"] = [], [], []
     batch_size = int(config["batch_size"])
-    fed = []  # batch_order.json: the tile ids fed, batch by batch, for the harness's batch-order check
+    # batch_order.json: the tile ids fed, batch by batch, and a digest of every sample as fed (after crop and
+    # augmentation), for the harness's batch-order check
+    fed, samples = [], []
     train_batch = None  # make_train_step, at the first batch
     artifacts.log_progress(out_dir, "phase train")
     for epoch in range(epochs):
         t = time.time()
         batches = manifest["batches"][epoch]
         fed.append([])
+        samples.append([])
         for b, positions in enumerate(batches):
             idx = np.asarray(positions, dtype=np.int64)
             fed[-1].append([int(manifest["train"][p]) for p in idx])
@@ -208,6 +225,7 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
                 x, y = crop_batch(x, y, batch_crops(manifest, epoch, positions), crop_size)
             if config["augment"]:
                 x, y = augment_batch(x, y, batch_seeds(manifest, epoch, positions), config)
+            samples[-1].append(artifacts.fed_digests(x, y))
             train_batch = train_batch or make_train_step(model, x, y)
             losses[epoch, b] = train_batch(x, y)
             artifacts.log_progress(out_dir, f"epoch {epoch + 1}/{epochs} batch {b + 1}/{len(batches)} "
@@ -224,7 +242,7 @@ def train(config: dict, manifest: dict, data: dict, out_dir) -> dict:
                                         f"val_iou {'None' if v['iou'] is None else format(v['iou'], '.4f')} "
                                         f"elapsed {time.time() - started:.1f}s")
     artifacts.save_array(losses, out_dir / "batch_losses.npy")
-    artifacts.save_json({"manifest_sha256": manifest.get("manifest_sha256"), "batches": fed},
+    artifacts.save_json({"manifest_sha256": manifest.get("manifest_sha256"), "batches": fed, "samples": samples},
                         out_dir / "batch_order.json")
 
     artifacts.log_progress(out_dir, "phase evaluation")

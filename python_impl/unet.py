@@ -139,9 +139,9 @@ def load_unet(model_path):
     return keras.models.load_model(model_path, custom_objects={"bce_dice": bce_dice})
 
 
-def compile_unet(model, config: dict, steps: int):
-    """Compile with the config's optimizer (``steps``: the training steps, for the LR schedule) and loss;
-    returns the model.
+def compile_model(model, config: dict, steps: int, loss=None):
+    """Compile with the config's optimizer (``steps``: the training steps, for the LR schedule) and ``loss`` (a
+    model pair's own loss function) or else the config's; returns the model.
 
     No compiled metrics: the metrics are counted from predictions (metrics.py), so ``train_on_batch`` and
     ``evaluate`` return the loss alone. ``jit_compile=False`` because "auto" lets Keras choose XLA by device,
@@ -149,7 +149,7 @@ def compile_unet(model, config: dict, steps: int):
     """
     import keras
 
-    model.compile(optimizer=make_optimizer(config, steps), loss=make_loss(config), jit_compile=False)
+    model.compile(optimizer=make_optimizer(config, steps), loss=loss or make_loss(config), jit_compile=False)
     return model
 
 
@@ -177,11 +177,12 @@ def _inbound_names(node) -> list:
 
 
 def architecture_record(model) -> dict:
-    """Layer list with normalised configs, the wiring (each layer's inputs, in order) and parameter counts
-    (architecture.json)."""
+    """Layer list (every operation of the graph, in its topological order) with normalised configs, the wiring
+    (each layer's inputs, in order) and parameter counts (architecture.json)."""
     wiring = {cfg["name"]: _inbound_names(cfg.get("inbound_nodes") or []) for cfg in model.get_config()["layers"]}
     layers = []
-    for layer in model.layers:
+    # operations: the layers and the keras.ops calls of the graph (a pair's ops.mean is a node as a layer is).
+    for layer in model.operations:
         cfg = layer.get_config()
         keep = {k: cfg[k] for k in ("filters", "kernel_size", "strides", "padding", "activation", "pool_size",
                                     "axis", "use_bias") if k in cfg}
@@ -193,13 +194,14 @@ def architecture_record(model) -> dict:
         if "batch_shape" in cfg:
             keep["batch_shape"] = list(cfg["batch_shape"])
         layers.append({"name": layer.name, "class_name": type(layer).__name__, "config": keep,
-                       "inputs": wiring.get(layer.name, []), "params": int(layer.count_params())})
+                       "inputs": wiring.get(layer.name, []),
+                       "params": int(layer.count_params()) if hasattr(layer, "count_params") else 0})
     trainable = sum(int(v.numpy().size) for v in model.trainable_weights)
     return {"layers": layers, "total_params": int(model.count_params()), "trainable_params": trainable}
 
 
 def compiled_record(model) -> dict:
-    """What ``compile_unet`` set (compiled.json): the optimizer's and the loss's class and ``get_config()``
+    """What ``compile_model`` set (compiled.json): the optimizer's and the loss's class and ``get_config()``
     (without their generated ``name``), and Keras's compile flags."""
     def record(obj) -> dict:
         if not hasattr(obj, "get_config"):  # a loss function (bce_dice): its name says what it computes

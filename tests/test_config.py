@@ -73,7 +73,7 @@ def test_threads_take_an_integer_or_auto_and_every_key_has_a_rule():
     assert load_config("smoke", ["threads_intra=auto"])["threads_intra"] == "auto"
     doc = tomllib.loads(PRESETS_PATH.read_text())
     known = {"type", "auto", "choices", "min", "max", "above", "below", "multiple_of", "sum_max", "leaves",
-             "folder_or", "at_most"}
+             "folder_or", "at_most", "pair"}
     assert set(doc["schema"]) == set(doc["defaults"]), "every key of [defaults] needs its rule in [schema]"
     for key, rule in doc["schema"].items():
         assert set(rule) <= known and rule["type"] in ("int", "float", "number", "bool", "string"), (key, rule)

@@ -34,7 +34,7 @@ y = (x[..., :1] > 0.5).astype(np.float32)
 batches = [[0, 1], [2, 3], [4], [1, 2], [3, 4], [0]]
 
 def fresh():
-    return unet.compile_unet(unet.build_unet(config), config, len(batches))
+    return unet.compile_model(unet.build_unet(config), config, len(batches))
 
 keras_model = fresh()  # Keras's way: the optimizer built inside the first step
 keras_losses = [float(keras_model.train_on_batch(x[b], y[b])) for b in batches]

@@ -202,8 +202,47 @@ def compare_batch_order(ref, cand, ctx: Context) -> dict:
                                f"epoch {e + 1} batch {i + 1}: tiles {xa} vs {xb}",
                                location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **details)
     n = sum(len(e) for e in ba)
-    return _result("batch_order", "identical", f"same manifest and the same {n} batches in the same order",
+    fed = compare_fed(oa.get("samples"), ob.get("samples"), ba)
+    if fed is not None:
+        return _result("batch_order", "differs", fed["summary"], location=fed["location"], **fed["where"],
+                       **details)
+    what = " and every sample fed bit-identical" if oa.get("samples") is not None else ""
+    return _result("batch_order", "identical", f"same manifest and the same {n} batches in the same order{what}",
                    **details)
+
+
+def compare_fed(sa, sb, batches) -> dict | None:
+    """The first sample fed differently (batch_order.json ``samples``: per epoch, batch and row the digests of the
+    image and mask after crop and augmentation): its epoch, batch, row and tile, and whether the batch holds the
+    same samples in another order; None when all are equal or a worker did not record them."""
+    if sa is None or sb is None:
+        return None
+    for e in range(max(len(sa), len(sb))):
+        ea = sa[e] if e < len(sa) else []
+        eb = sb[e] if e < len(sb) else []
+        for i in range(max(len(ea), len(eb))):
+            xa = ea[i] if i < len(ea) else []
+            xb = eb[i] if i < len(eb) else []
+            for r in range(max(len(xa), len(xb))):
+                da = xa[r] if r < len(xa) else None
+                db = xb[r] if r < len(xb) else None
+                if da == db:
+                    continue
+                tiles = batches[e][i] if e < len(batches) and i < len(batches[e]) else []
+                tile = tiles[r] if r < len(tiles) else None
+                if da is None or db is None:
+                    part = f"fed {len(xa)} vs {len(xb)} samples"
+                else:
+                    part = " and ".join(p for p, k in (("image", 0), ("mask", 1)) if da[k] != db[k]) + " differs"
+                    if sorted(map(tuple, xa)) == sorted(map(tuple, xb)):
+                        part += (f": the batch holds the same samples in another order (row {r + 1} holds the "
+                                 f"reference's row {[tuple(x) for x in xa].index(tuple(db)) + 1})")
+                    else:
+                        part += " (after crop and augmentation)"
+                where = {"epoch": e + 1, "batch": i + 1, "row": r + 1, "tile": tile}
+                return {"summary": f"epoch {e + 1} batch {i + 1} row {r + 1} (tile {tile}): the {part}",
+                        "location": f"epoch {e + 1} batch {i + 1} row {r + 1}", "where": where}
+    return None
 
 
 def _show(value) -> str:
@@ -236,23 +275,33 @@ def compare_architecture(ref, cand, ctx: Context) -> dict:
     if aa is None or ab is None:
         return _missing("architecture", ref, cand, "architecture.json")
     la, lb = aa.get("layers", []), ab.get("layers", [])
+    # Layers pair by their place in the graph (topological order) and their wiring as places, so that Keras's
+    # auto-names (conv2d_3) and renamed layers still pair; a name difference is reported, not a divergence.
+    place_a = {x.get("name"): k for k, x in enumerate(la)}
+    place_b = {x.get("name"): k for k, x in enumerate(lb)}
+    renamed = [{"layer": i + 1, ref.name: xa.get("name"), cand.name: xb.get("name")}
+               for i, (xa, xb) in enumerate(zip(la, lb)) if xa.get("name") != xb.get("name")]
     details = {"layers": len(la), "total_params": {ref.name: aa.get("total_params"), cand.name: ab.get("total_params")},
-               "trainable_params": {ref.name: aa.get("trainable_params"), cand.name: ab.get("trainable_params")}}
+               "trainable_params": {ref.name: aa.get("trainable_params"), cand.name: ab.get("trainable_params")},
+               "renamed": renamed}
     for i in range(max(len(la), len(lb))):
         xa = la[i] if i < len(la) else None
         xb = lb[i] if i < len(lb) else None
         if xa is None or xb is None:
             present = xa or xb
             return _result("architecture", "differs",
-                           f"layer {i + 1} ({present.get('name')}) exists only in "
+                           f"layer {i + 1} ({present.get('name')}, {present.get('class_name')}) exists only in "
                            f"{ref.name if xa else cand.name}", location=present.get("name"), **details)
-        if xa.get("name") != xb.get("name") or xa.get("class_name") != xb.get("class_name"):
+        if xa.get("class_name") != xb.get("class_name"):
             return _result("architecture", "differs",
                            f"layer {i + 1}: {xa.get('name')} ({xa.get('class_name')}) vs "
                            f"{xb.get('name')} ({xb.get('class_name')})", location=xa.get("name"), **details)
-        if xa.get("inputs") != xb.get("inputs"):
+        wa = [place_a.get(n) for n in xa.get("inputs") or []]
+        wb = [place_b.get(n) for n in xb.get("inputs") or []]
+        if wa != wb:
             return _result("architecture", "differs",
-                           f"layer {xa['name']}: inputs {xa.get('inputs')} vs {xb.get('inputs')}",
+                           f"layer {i + 1} {xa['name']}: inputs {xa.get('inputs')} vs {xb.get('inputs')} (layers "
+                           f"{[k + 1 for k in wa if k is not None]} vs {[k + 1 for k in wb if k is not None]})",
                            location=xa["name"], inputs={ref.name: xa.get("inputs"), cand.name: xb.get("inputs")},
                            **details)
         ca, cb = xa.get("config") or {}, xb.get("config") or {}
@@ -275,10 +324,12 @@ def compare_architecture(ref, cand, ctx: Context) -> dict:
     compiled = compare_compiled(ca, cb)
     if compiled:
         return _result("architecture", "differs", compiled, location=compiled.split(" ", 1)[0], **details)
+    names = (f"; {len(renamed)} layers named differently (first: layer {renamed[0]['layer']} "
+             f"{renamed[0][ref.name]} vs {renamed[0][cand.name]})" if renamed else "")
     return _result("architecture", "identical",
                    f"{len(la)} layers, wiring and configs identical, {aa.get('total_params')} parameters; "
                    f"compiled with the same {(ca.get('optimizer') or {}).get('class_name')} and "
-                   f"{(ca.get('loss') or {}).get('class_name')}", **details)
+                   f"{(ca.get('loss') or {}).get('class_name')}{names}", **details)
 
 
 # Tolerance mode (GPU runs): single-step stages use the float32 defaults of TensorFlow's
@@ -299,13 +350,19 @@ def compare_weights(stage, filename, ref, cand, ctx: Context) -> dict:
     rtol, atol = _tol(ctx, stage)
     per_var = []
     first = None
-    for key in list(wa) + [k for k in wb if k not in wa]:
-        if key not in wa or key not in wb:
+    # Variables pair by their place in model order when both have as many (layer names may differ, as in the
+    # architecture stage), else by name.
+    ka, kb = list(wa), list(wb)
+    pairs = (list(zip(ka, kb)) if len(ka) == len(kb) else
+             [(k, k) for k in ka + [k for k in kb if k not in wa]])
+    for key, key_b in pairs:
+        label = key if key == key_b else f"{key} ({cand.name}: {key_b})"
+        if key not in wa or key_b not in wb:
             row = {"variable": key, "identical": False, "verdict": "missing",
                    "missing_in": ref.name if key not in wa else cand.name}
         else:
-            row = {"variable": key, **array_diff(wa[key], wb[key])}
-            row["verdict"] = _array_verdict(stage, ctx, row, wa[key], wb[key])
+            row = {"variable": label, **array_diff(wa[key], wb[key_b])}
+            row["verdict"] = _array_verdict(stage, ctx, row, wa[key], wb[key_b])
         per_var.append(row)
         if first is None and row["verdict"] in ("differs", "missing"):
             first = row
@@ -330,24 +387,94 @@ def compare_weights(stage, filename, ref, cand, ctx: Context) -> dict:
                    location=first["variable"], **details)
 
 
-@stage("forward", title="forward pass on the fixed batch", phase="build", files=("forward_fixed.npy",),
-       tolerance=(1e-6, 1e-6))
+@stage("forward", title="forward pass on the fixed batch, layer by layer", phase="build",
+       files=("forward_fixed.npy", "forward_layers.json", "forward_layers.npz"), tolerance=(1e-6, 1e-6))
 def compare_forward(ref, cand, ctx: Context) -> dict:
-    """Output of the initial model on the manifest's fixed batch."""
+    """Output of the initial model on the manifest's fixed batch, and every layer's output on it
+    (forward_layers): the first layer in graph order whose output differs, paired by place as in the
+    architecture stage."""
     a, b = ref.npy("forward_fixed.npy"), cand.npy("forward_fixed.npy")
     if a is None or b is None:
         return _missing("forward", ref, cand, "forward_fixed.npy")
+    la, lb = ref.json("forward_layers.json"), cand.json("forward_layers.json")
+    za, zb = ref.npz("forward_layers.npz"), cand.npz("forward_layers.npz")
+    if la is None or lb is None or za is None or zb is None:
+        return _missing("forward", ref, cand, "forward_layers.json" if la is None or lb is None else
+                        "forward_layers.npz")
     d = array_diff(a, b)
     verdict = _array_verdict("forward", ctx, d, a, b)
-    if verdict == "identical":
-        return _result("forward", verdict, f"output {tuple(a.shape)} bit-identical", **d)
+    layers = compare_layers(la.get("layers", []), lb.get("layers", []), za, zb, ctx, ref.name, cand.name)
+    first = next((row for row in layers if row["verdict"] == "differs"), None)
+    n_diff = sum(1 for row in layers if not row["identical"])
+    details = {**d, "layers": layers, "layers_differ": n_diff}
+    if first is not None:
+        return _result("forward", "differs", f"first differing layer: {layer_text(first)}; output: " +
+                       (f"shape {d.get('shape_a')} vs {d.get('shape_b')}" if d["max_abs_diff"] is None else
+                        f"max ulp {d['max_ulp_diff']}, max abs {fmt(d['max_abs_diff'])}"),
+                       location=f"layer {first['layer']} {first['name']}", first_layer=first, **details)
+    if verdict == "identical" and n_diff == 0:
+        return _result("forward", verdict, f"output {tuple(a.shape)} and all {len(layers)} layers' outputs "
+                       "bit-identical", **details)
     loc = None
-    if d["max_abs_diff"] is not None and a.ndim >= 1:
+    if d["max_abs_diff"] is not None and a.ndim >= 1 and verdict == "differs":
         per_sample = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(len(a), -1).max(axis=1)
         loc = f"sample {int(np.argmax(per_sample > 0))}"
     summary = (f"output shape {d.get('shape_a')} vs {d.get('shape_b')}" if d["max_abs_diff"] is None else
                f"max ulp {d['max_ulp_diff']}, max abs {fmt(d['max_abs_diff'])}, rel L2 {fmt(d['rel_l2'])}")
-    return _result("forward", verdict, summary, location=loc if verdict == "differs" else None, **d)
+    if n_diff:
+        summary += f"; {n_diff} of {len(layers)} layers differ within tolerance"
+    return _result("forward", verdict, summary, location=loc, **details)
+
+
+def compare_layers(la: list, lb: list, za, zb, ctx: Context, name_a: str, name_b: str) -> list[dict]:
+    """One row per layer of forward_layers.json, paired by place: identical when the sha256 of the whole output
+    is; else the difference of what both kept (the whole output, or the same evenly spaced sample) and a verdict
+    by the forward stage's tolerance. A difference only outside the sample shows as ``sampled_equal``."""
+    rows = []
+    for i in range(max(len(la), len(lb))):
+        xa = la[i] if i < len(la) else None
+        xb = lb[i] if i < len(lb) else None
+        present = xa or xb
+        row = {"layer": i + 1, "name": present.get("name"), "class_name": present.get("class_name")}
+        if xa is not None and xb is not None and xa.get("name") != xb.get("name"):
+            row["name_" + name_b] = xb.get("name")
+        if xa is None or xb is None:
+            rows.append({**row, "identical": False, "verdict": "differs",
+                         "why": f"only {name_a if xa else name_b} has this layer"})
+            continue
+        if xa.get("class_name") != xb.get("class_name") or xa.get("shape") != xb.get("shape"):
+            rows.append({**row, "identical": False, "verdict": "differs",
+                         "why": f"{xa.get('class_name')} {xa.get('shape')} vs {xb.get('class_name')} {xb.get('shape')}"})
+            continue
+        if xa.get("sha256") == xb.get("sha256"):
+            rows.append({**row, "identical": True, "verdict": "identical", "stored": xa.get("stored")})
+            continue
+        va, vb = za[xa["key"]], zb[xb["key"]]
+        diff = array_diff(va, vb)
+        verdict = _array_verdict("forward", ctx, diff, va, vb)
+        # The hashes differ: a difference even where the kept values agree (outside the sample).
+        row.update({"identical": False, "stored": xa.get("stored"), "values_kept": int(va.size),
+                    "values": int(np.prod(xa.get("shape") or [0])), "max_ulp_diff": diff.get("max_ulp_diff"),
+                    "max_abs_diff": diff.get("max_abs_diff"), "n_differ": diff.get("n_differ"),
+                    "sampled_equal": bool(diff.get("identical"))})
+        if verdict == "identical":  # equal where kept, but not the same bits
+            verdict = "differs" if ctx.mode == "strict" else "within_tolerance"
+        row["verdict"] = verdict
+        rows.append(row)
+    return rows
+
+
+def layer_text(row: dict) -> str:
+    """One layer row of ``compare_layers`` in a summary: place, name, class and its difference."""
+    head = f"layer {row['layer']} {row['name']} ({row['class_name']})"
+    if row.get("why"):
+        return f"{head}: {row['why']}"
+    if row.get("sampled_equal"):
+        return (f"{head}: its output's sha256 differs, the {row['values_kept']:,} sampled of {row['values']:,} "
+                "values are equal")
+    kept = "all" if row.get("stored") == "full" else f"{row['values_kept']:,} sampled of"
+    return (f"{head}: max ulp {row['max_ulp_diff']}, max abs {fmt(row['max_abs_diff'])} ({row['n_differ']:,} of "
+            f"{kept} {row['values']:,} values differ)")
 
 
 @stage("batch_losses", title="loss of every batch", phase="train", files=("batch_losses.npy",),
@@ -370,7 +497,7 @@ def compare_batch_losses(ref, cand, ctx: Context) -> dict:
     bad = (a.view(np.uint32) != b.view(np.uint32)) if ctx.mode == "strict" else ~np.isclose(b, a, rtol=rtol, atol=atol)
     e, i = (int(v) for v in np.argwhere(bad)[0])
     return _result("batch_losses", "differs",
-                   f"epoch {e + 1} batch {i + 1}: {a[e, i]!r} vs {b[e, i]!r} "
+                   f"epoch {e + 1} batch {i + 1}: {a[e, i]!s} vs {b[e, i]!s} "
                    f"({max_ulp_diff(a[e, i:i + 1], b[e, i:i + 1])} ulp); max abs {fmt(d['max_abs_diff'])}",
                    location=f"epoch {e + 1} batch {i + 1}", epoch=e + 1, batch=i + 1, **d)
 

@@ -49,7 +49,10 @@ def plain_fit(config_path: str, manifest_path: str) -> dict:
     """The reference a user would write: load the training tiles, build and compile the same model, time
     ``model.fit`` over the same epochs and batch size, with the run's threads (seconds of the fit alone). With
     ``crop_size`` > 0 it fits the first epoch's crops every epoch: samples of the size the workers train on."""
+    import keras
+
     from python_impl import augment, config as config_mod, data, manifest as manifest_mod, train, unet
+    from python_impl import pair as pair_mod
 
     config = config_mod.read_config(config_path)
     manifest = manifest_mod.read_manifest(manifest_path)
@@ -58,13 +61,16 @@ def plain_fit(config_path: str, manifest_path: str) -> dict:
     crop = int(config["crop_size"])
     images, masks = augment.crop_batch(images, masks, manifest["crops"][0] if crop else None, crop)
     steps = train.total_steps(manifest, int(config["epochs"]))
-    model = unet.compile_unet(unet.build_unet(config), config, steps)
+    pair = pair_mod.load_pair(config)
+    train.seed_everything(config)
+    model = unet.compile_model(pair_mod.build_pair_model(pair, config), config, steps, pair.loss)
     t = time.perf_counter()
     model.fit(images, masks, batch_size=int(config["batch_size"]), epochs=int(config["epochs"]), shuffle=True,
               verbose=0)
     seconds = time.perf_counter() - t
-    # FLOPs need the sample's side: a crop model leaves it open, so count them on the same net at the crop size.
-    sized = unet.build_unet(dict(config, tile_size=crop, crop_size=0)) if crop else model
+    # FLOPs need the sample's side, which a model may leave open: count them on a clone at the side trained on.
+    side = crop or int(config["tile_size"])
+    sized = keras.models.clone_model(model, input_tensors=keras.Input((side, side, int(config["input_channels"]))))
     return {"seconds": seconds, "samples": len(images) * int(config["epochs"]), "forward_flops": model_flops(sized),
             "threads": threads}
 
@@ -175,6 +181,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--impls", default=",".join(IMPLS), help="workers to time (the first is the reference)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each worker and of the plain fit (default 3)")
     parser.add_argument("--data", default=None, help="dataset folder (overrides the preset's data)")
+    parser.add_argument("--model", default=None, metavar="PAIR",
+                        help="model pair: a folder with model.py and model.R, or a shipped pair (default: unet)")
     parser.add_argument("--reports-dir", default=None, help="where the run folder goes (default: reports/)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write bench.json to FILE")
     parser.add_argument("--verbose", action="store_true",
@@ -191,9 +199,10 @@ def main(args) -> int:
     impls = runner.parse_impls(args.impls)
     if args.repeats < 1:
         raise runner.UsageError(f"--repeats {args.repeats}: must be at least 1")
-    config = load_config(args.preset, list(args.overrides))
+    config = load_config(args.preset, list(args.overrides) + runner.model_override(getattr(args, "model", None)))
     if args.data is not None:
         config["data"] = str(Path(args.data).resolve())
+    runner.check_run_inputs(config)
     printer = runner.Printer(verbose=args.verbose)
     try:
         timeout = float(config["worker_timeout_s"])

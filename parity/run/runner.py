@@ -30,6 +30,9 @@ def add_arguments(parser) -> None:
     """Options of ``tailings-parity run``."""
     parser.add_argument("--preset", default="smoke", help="preset of parity/presets.toml (default: smoke)")
     parser.add_argument("--data", default=None, help="dataset folder (overrides the preset's data)")
+    parser.add_argument("--model", default=None, metavar="PAIR",
+                        help="model pair: a folder with model.py and model.R, or a shipped pair (unet, resunet, "
+                             "se_unet); default: the config's model, unet")
     parser.add_argument("--impls", default=",".join(IMPLS),
                         help="workers to run, the first is the reference (default: python,r-rpy2,r-rscript)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each worker, for timing medians (default 1)")
@@ -53,6 +56,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard (needs bokeh)")
     parser.add_argument("--verbose", action="store_true",
                         help="print every worker's progress line (per batch) instead of one line per worker")
+
+
+def model_override(model: str | None) -> list[str]:
+    """``--model PAIR`` as the override ``model=PAIR`` (a config key like any other: a sweep may grid it)."""
+    return [] if model is None else [f"model={model}"]
 
 
 def parse_impls(text: str) -> list[str]:
@@ -211,10 +219,12 @@ def check_run_inputs(config: dict, seeds: list[int] | None = None, printer=None)
     Raises ConfigError (exit 2) naming the key, the value and the rule; RunError for a dataset that cannot be
     used (no usable tiles, two files of one tile id). Prints each stray file as a warning.
     """
-    from python_impl.config import check_config
+    from python_impl.config import check_config, model_dir
+    from python_impl.pair import check_pair_folder
 
     printer = printer or Printer()
     config = check_config(config)
+    check_pair_folder(model_dir(config["model"]))  # the pair's files, before any worker imports them
     if config["data"] == "synthetic":
         dataset, n_good = None, int(config["synthetic_count"])
     else:
@@ -410,7 +420,7 @@ def main(args) -> int:
     impls = parse_impls(args.impls)
     if args.repeats < 1:
         raise UsageError(f"--repeats {args.repeats}: must be at least 1")
-    config = load_config(args.preset, list(args.overrides))
+    config = load_config(args.preset, list(args.overrides) + model_override(getattr(args, "model", None)))
     if args.data is not None:
         if not Path(args.data).is_dir():
             raise UsageError(f"--data {args.data}: no such folder; give a folder with img_tiff/ and "

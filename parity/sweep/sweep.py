@@ -43,6 +43,9 @@ def add_arguments(parser) -> None:
                         help="seeds per cell: a count N (seed..seed+N-1) or a list such as 1,2,3 (default: the config's)")
     parser.add_argument("--impls", default=None, help=f"workers per cell, the first is the reference (default: {DEFAULT_IMPLS})")
     parser.add_argument("--data", default=None, help="dataset folder (overrides the preset's data)")
+    parser.add_argument("--model", default=None, metavar="PAIR",
+                        help="model pair: a folder with model.py and model.R, or a shipped pair (default: unet); "
+                             "--grid model=unet,resunet compares pairs")
     parser.add_argument("--parallel", type=int, default=None, metavar="N",
                         help="N jobs at once on a LocalCluster here, each with cores/N threads; 1 = one after another "
                              "without Dask (default: as many as the cores allow at the config's threads)")
@@ -481,7 +484,7 @@ def main(args) -> int:
     """``tailings-parity sweep``: exit 0 when every cell shows parity, 1 otherwise, 2 on a usage error."""
     from parity.env import REPORTS_DIR
     from parity.run.executor import explicit_threads, job_threads, make_executor
-    from parity.run.runner import parse_impls, parse_seeds
+    from parity.run.runner import model_override, parse_impls, parse_seeds
     from python_impl.config import load_config
 
     command = ["tailings-parity", "sweep"] + sys.argv[2:]
@@ -490,7 +493,8 @@ def main(args) -> int:
     try:
         if args.resume:
             given = [name for name, v in (("--preset", args.preset), ("--grid", args.grid), ("--set", args.overrides),
-                                          ("--seeds", args.seeds), ("--impls", args.impls), ("--data", args.data))
+                                          ("--seeds", args.seeds), ("--impls", args.impls), ("--data", args.data),
+                                          ("--model", getattr(args, "model", None)))
                      if v]
             if given:
                 raise UsageError(f"--resume takes the cells from {args.resume}/sweep_plan.json; leave out "
@@ -509,9 +513,10 @@ def main(args) -> int:
             impls = parse_impls(args.impls or DEFAULT_IMPLS)
             if args.data is not None and not Path(args.data).is_dir():
                 raise UsageError(f"--data {args.data}: no such folder")
-            base = load_config(preset, list(args.overrides))
+            overrides = list(args.overrides) + model_override(getattr(args, "model", None))
+            base = load_config(preset, overrides)
             seeds = parse_seeds(args.seeds, int(base["seed"]), "strict")
-            cells = plan_cells(preset, list(args.overrides), grid, args.data, None)
+            cells = plan_cells(preset, overrides, grid, args.data, None)
         # Configs and data checked, then the executor (an unreachable --scheduler): all before anything is written.
         datasets = check_cells(plan["cells"] if args.resume else cells, plan["seeds"] if args.resume else seeds)
         executor = make_executor(base, parallel=args.parallel, scheduler=args.scheduler, dashboard=args.dashboard,
@@ -520,7 +525,7 @@ def main(args) -> int:
             for cell in cells:  # each job's share of the cores, in the config both languages of a cell get
                 cell["config"] = job_threads(cell["config"], executor.threads_per_job)
             plan = {"schema": PLAN_SCHEMA, "version": VERSION, "preset": preset, "grid": grid,
-                    "overrides": list(args.overrides), "data": args.data, "seeds": seeds, "impls": impls,
+                    "overrides": overrides, "data": args.data, "seeds": seeds, "impls": impls,
                     "threads_per_job": executor.threads_per_job, "cells": cells,
                     "created": datetime.now(timezone.utc).isoformat()}
         elif explicit_threads(base) is not None and executor.threads_per_job not in (None, explicit_threads(base)):

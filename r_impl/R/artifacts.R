@@ -31,6 +31,11 @@ py_attr <- function(module, name) {
   value
 }
 
+#' Python's isinstance(x, cls) as an R logical.
+is_instance <- function(x, cls) {
+  reticulate::py_to_r(py_attr("builtins", "isinstance")(x, cls))
+}
+
 #' Every variable of `model` in model order, keyed "<layer name>/<variable name>", as float32 numpy arrays.
 model_weights <- function(model) {
   np <- py_module("numpy")
@@ -83,6 +88,68 @@ row_sha256 <- function(array) {
   digests <- py_attr("builtins", "map")(py_attr("hashlib", "sha256"), contiguous)  # rows: C-contiguous float32
   hexes <- py_attr("builtins", "map")(py_attr("operator", "methodcaller")("hexdigest"), digests)
   as.character(reticulate::py_to_r(py_attr("builtins", "list")(hexes)))
+}
+
+#' list(image, mask) digests (the first 16 hex digits of array_sha256) of every row of a batch as fed to the
+#' training step, after crop and augmentation (batch_order.json samples); `x`, `y` NumPy arrays.
+fed_digests <- function(x, y) {
+  images <- substr(row_sha256(x), 1L, 16L)
+  masks <- substr(row_sha256(y), 1L, 16L)
+  lapply(seq_along(images), function(k) list(images[k], masks[k]))
+}
+
+#' Every operation of `model` after its inputs, in graph order, and its output on the tiles `x` (one batch,
+#' inference mode): list(ops, values), the values float32 NumPy arrays. An operation without one output of its
+#' own (a layer called twice) is left out.
+layer_outputs <- function(model, x) {
+  keras <- py_module("keras")
+  ops <- list()
+  outputs <- list()
+  for (op in model$operations) {
+    if (is_instance(op, keras$layers$InputLayer)) next
+    out <- tryCatch(reticulate::py_get_attr(op, "output"), error = function(e) NULL)  # shared: one per call
+    if (is.null(out) || !is_instance(out, keras$KerasTensor)) next
+    ops[[length(ops) + 1L]] <- op
+    outputs[[length(outputs) + 1L]] <- out
+  }
+  inputs <- model$inputs
+  extractor <- keras$Model(if (length(inputs) == 1L) inputs[[1]] else inputs, outputs)
+  values <- extractor(x, training = FALSE)
+  np <- py_module("numpy")
+  list(ops = ops, values = lapply(seq_along(ops) - 1L, function(k) {
+    np$asarray(reticulate::py_get_item(values, k), dtype = "float32")
+  }))
+}
+
+#' forward_layers.json and forward_layers.npz: per operation of the graph (layer_outputs) its place, name, class,
+#' shape and the sha256 of its output; the output itself when it has at most layer_full_max values, else
+#' layer_sample values at evenly spaced positions of its C-order values ([rules]).
+save_layer_outputs <- function(model, x, config, out_dir) {
+  np <- py_module("numpy")
+  rules <- config_rules(config)
+  full_max <- as.integer(rules$layer_full_max)
+  n_sample <- as.integer(rules$layer_sample)
+  names_all <- vapply(model$operations, function(op) op$name, "")
+  found <- layer_outputs(model, x)
+  records <- list()
+  arrays <- list()
+  for (k in seq_along(found$ops)) {
+    op <- found$ops[[k]]
+    value <- found$values[[k]]
+    index <- match(op$name, names_all) - 1L  # 0-based, as Python's
+    key <- sprintf("layer_%04d", index)
+    flat <- np$ravel(np$ascontiguousarray(value))
+    size <- reticulate::py_to_r(flat$size)
+    stored <- if (size <= full_max) "full" else "sample"
+    arrays[[key]] <- if (stored == "full") value else
+      np$take(flat, np$linspace(0, size - 1L, n_sample)$astype("int64"))
+    records[[k]] <- list(index = index, key = key, name = op$name, class_name = op$`__class__`$`__name__`,
+                         shape = as.list(as.integer(reticulate::py_to_r(value$shape))),
+                         sha256 = array_sha256(value), stored = stored)
+  }
+  do.call(np$savez, c(list(file.path(out_dir, "forward_layers.npz")), arrays))
+  save_json(list(full_max = full_max, sample = n_sample, layers = records), file.path(out_dir, "forward_layers.json"))
+  invisible(out_dir)
 }
 
 #' Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NULL where unavailable.

@@ -47,9 +47,55 @@ config_error <- function(message) {
   stop(structure(class = c("config_error", "error", "condition"), list(message = message, call = NULL)))
 }
 
-#' The rule of every key of [defaults] ([schema] of the presets file); a key without a rule there gets the type
-#' of its default.
-load_schema <- function(path = presets_path()) {
+#' The folder of the model pairs shipped with the project (parity/models/), by name.
+models_dir <- function() {
+  file.path(project_root(), "parity", "models")
+}
+
+#' Names of the model pairs in parity/models/.
+shipped_pairs <- function() {
+  dirs <- list.dirs(models_dir(), full.names = FALSE, recursive = FALSE)
+  sort(dirs[file.exists(file.path(models_dir(), dirs, "model.R"))], method = "radix")
+}
+
+#' The model pair folder that config `model` names: a pair of parity/models/ by name, or a folder (absolute, or
+#' relative to the working folder); a config_error naming the value and the fix otherwise.
+model_dir <- function(value) {
+  text <- as.character(value)
+  if (!grepl("/", text, fixed = TRUE) && dir.exists(file.path(models_dir(), text))) {
+    return(file.path(models_dir(), text))
+  }
+  if (nzchar(text) && dir.exists(text)) return(normalizePath(text))
+  config_error(sprintf(paste0("config key model = '%s': no such model pair folder; give a folder with model.py ",
+                              "and model.R (README: Your own model pair) or a shipped pair: %s"), text,
+                       paste(shipped_pairs(), collapse = ", ")))
+}
+
+#' The [defaults] and [schema] of the pair's model.toml (both empty without one): the pair's own config keys
+#' and their rules; a config_error names a broken file.
+model_toml <- function(value) {
+  path <- file.path(model_dir(value), "model.toml")
+  if (!file.exists(path)) return(list(defaults = list(), schema = list()))
+  doc <- tryCatch(RcppTOML::parseTOML(path), error = function(e) {
+    config_error(sprintf("%s: not valid TOML (%s)", path, conditionMessage(e)))
+  })
+  other <- sort(as.character(setdiff(names(doc), c("defaults", "schema"))), method = "radix")
+  if (length(other) > 0L) {
+    config_error(sprintf("%s: [%s] is not a table of a model.toml; it has [defaults] and [schema]", path, other[1]))
+  }
+  defaults <- if (is.null(doc$defaults)) list() else doc$defaults
+  schema <- if (is.null(doc$schema)) list() else doc$schema
+  extra <- sort(as.character(setdiff(names(schema), names(defaults))), method = "radix")
+  if (length(extra) > 0L) {
+    config_error(sprintf("%s: [schema] has a rule for %s, which its [defaults] does not define", path, extra[1]))
+  }
+  list(path = path, defaults = defaults, schema = schema)
+}
+
+#' The rule of every key of [defaults] ([schema] of the presets file) and, with `model`, of the pair's
+#' model.toml; a key without a rule gets the type of its default. A pair key that is also a key of the presets
+#' file is a config_error naming both.
+load_schema <- function(path = presets_path(), model = NULL) {
   doc <- RcppTOML::parseTOML(path)
   schema <- if (is.null(doc$schema)) list() else doc$schema
   extra <- setdiff(names(schema), names(doc$defaults))
@@ -57,9 +103,20 @@ load_schema <- function(path = presets_path()) {
     config_error(sprintf("%s: [schema] has rules for %s, which [defaults] does not define", path,
                          paste(sort(extra, method = "radix"), collapse = ", ")))
   }
-  for (key in names(doc$defaults)) {
+  defaults <- doc$defaults
+  if (!is.null(model)) {
+    pair <- model_toml(model)
+    clash <- sort(as.character(intersect(names(pair$defaults), c(names(defaults), CONFIG_RESOLVED_KEYS))), method = "radix")
+    if (length(clash) > 0L) {
+      config_error(sprintf("%s: key %s is also a key of %s; rename the pair's key (for example %s_%s)", pair$path,
+                           clash[1], path, basename(dirname(pair$path)), clash[1]))
+    }
+    for (key in names(pair$schema)) schema[[key]] <- pair$schema[[key]]
+    for (key in names(pair$defaults)) defaults[[key]] <- pair$defaults[[key]]
+  }
+  for (key in names(defaults)) {
     if (is.null(schema[[key]])) {
-      v <- doc$defaults[[key]]
+      v <- defaults[[key]]
       schema[[key]] <- list(type = if (is.logical(v)) "bool" else if (is.integer(v)) "int"
                             else if (is.numeric(v)) "float" else "string")
     }
@@ -123,7 +180,7 @@ check_config <- function(config, n_tiles = NULL) {
     if (!(is.character(value) && length(value) == 1L)) fail(key, value, paste0("must be a text", also))
     value
   }
-  schema <- load_schema()
+  schema <- load_schema(model = config$model)
   keys <- sort(names(schema), method = "radix")  # radix sorts bytewise, like Python's sorted()
   unknown <- sort(setdiff(names(config), c(keys, CONFIG_RESOLVED_KEYS)), method = "radix")
   if (length(unknown) > 0L) {
@@ -241,7 +298,6 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
     config_error(sprintf("unknown preset '%s'; presets in %s: %s", preset, path,
                          paste(names(doc$presets), collapse = ", ")))
   }
-  schema <- load_schema(path)
   config <- doc$defaults
   for (key in names(doc$presets[[preset]])) {
     if (!key %in% names(config)) {
@@ -258,6 +314,13 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
     }
     overrides <- pairs
   }
+  # The model pair first: its model.toml adds the keys that the other overrides may set.
+  if (!is.null(overrides$model)) config$model <- trimws(as.character(overrides$model))
+  folder <- model_dir(config$model)
+  if (dirname(folder) != models_dir()) config$model <- folder  # a folder of the user's, absolute
+  pair_defaults <- model_toml(config$model)$defaults
+  for (key in names(pair_defaults)) config[[key]] <- pair_defaults[[key]]
+  schema <- load_schema(path, config$model)
   for (key in names(overrides)) {
     if (key == "rules" || startsWith(key, "rules.")) {
       config_error(sprintf(paste0("override '%s': the [rules] of %s are fixed, not settings; change them there ",
@@ -267,6 +330,7 @@ load_config <- function(preset = "smoke", overrides = NULL, path = presets_path(
       config_error(sprintf("unknown config key '%s'; keys: %s", key,
                            paste(sort(names(config), method = "radix"), collapse = ", ")))
     }
+    if (key == "model") next  # set above, resolved
     value <- overrides[[key]]
     config[[key]] <- if (is.character(value)) coerce_value(key, value, schema[[key]]) else value
   }

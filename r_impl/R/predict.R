@@ -70,7 +70,7 @@ write_outputs <- function(probabilities, geo, out_dir, tile_id, threshold) {
 predict_tiles <- function(model_path, data_dir, config, out_dir) {
   dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
   np <- py_module("numpy")
-  model <- load_unet(model_path)
+  model <- load_saved(model_path, config)
   ids <- integer(0)
   images <- list()
   geos <- list()

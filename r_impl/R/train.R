@@ -53,6 +53,14 @@ set_determinism <- function(config) {
          available_cores = available_cores(), op_determinism = isTRUE(config$deterministic)))
 }
 
+#' Seed Python's, NumPy's and TensorFlow's generators from the config (keras$utils$set_random_seed) and R's own
+#' (set.seed), before the model is built: Python's twin seeds the same generators.
+seed_everything <- function(config) {
+  set.seed(as.integer(config$seed))
+  reticulate::import("keras")$utils$set_random_seed(as.integer(config$seed))
+  invisible(config)
+}
+
 #' Augmentation seeds (int32 pairs) of the train `positions` (0-based) of one batch in `epoch` (0-based):
 #' rows `positions` of the manifest's augment_seeds[epoch].
 batch_seeds <- function(manifest, epoch, positions) {
@@ -129,7 +137,7 @@ take_rows <- function(x, positions) {
 #' What train_on_batch runs (Keras's train_step, metrics reset before it so that the loss returned is this
 #' batch's), as one tf.function over batches of any size: train_on_batch traces the step for the first batch's
 #' size and again for a last, smaller batch (2 s at ci, as long as the first trace). Same graph, same numbers.
-#' jit_compile = FALSE as in compile_unet; autograph = FALSE as Keras's own wrapper (do_not_convert).
+#' jit_compile = FALSE as in compile_model; autograph = FALSE as Keras's own wrapper (do_not_convert).
 make_train_step <- function(model, x, y) {
   tf <- py_module("tensorflow")
   spec <- function(a) {
@@ -146,7 +154,7 @@ make_train_step <- function(model, x, y) {
   }
 }
 
-#' Build, train and evaluate the U-Net; write the worker artifacts to `out_dir`; return the timings.
+#' Build the config's model pair, train and evaluate it; write the worker artifacts to `out_dir`; return the timings.
 #'
 #' `data` is list(train = list(images, masks), val = list(images, masks)) in manifest order: float32 NumPy
 #' arrays (as load_tiles() reads them) or R double arrays [n, row, col, C].
@@ -165,13 +173,19 @@ train <- function(config, manifest, data, out_dir) {
 
   log_progress(out_dir, "phase build")
   t <- now()
-  model <- build_unet(config)
+  pair <- load_pair(config)
+  seed_everything(config)  # the pair's default initializers draw from these seeds, in both languages
+  model <- build_pair_model(pair, config)
   save_json(architecture_record(model), file.path(out_dir, "architecture.json"))
   save_weights_npz(model, file.path(out_dir, "weights_initial.npz"))
   fixed <- manifest$fixed_batch  # 0-based positions, numpy indexes them as they are
   predict_tiles <- make_predict(model, val_x)
-  # forward_fixed: the fixed batch as one batch.
-  save_array(predict_tiles(take_rows(val_x, fixed), length(fixed)), file.path(out_dir, "forward_fixed.npy"))
+  # forward_fixed: the fixed batch as one batch; forward_layers: every layer's output on it.
+  fixed_x <- take_rows(val_x, fixed)
+  forward <- predict_tiles(fixed_x, length(fixed))
+  check_probabilities(forward, reticulate::py_to_r(fixed_x$shape), file.path(pair$folder, "model.R"))
+  save_array(forward, file.path(out_dir, "forward_fixed.npy"))
+  save_layer_outputs(model, fixed_x, config, out_dir)
   epochs <- as.integer(config$epochs)
   if (length(manifest$batches) < epochs) {
     stop(sprintf("manifest lists batches for %d epochs, config wants %d: make the manifest from this config",
@@ -182,7 +196,7 @@ train <- function(config, manifest, data, out_dir) {
     stop(sprintf("manifest crop_size %d, config crop_size %d: make the manifest from this config",
                  manifest$crop_size, crop_size), call. = FALSE)
   }
-  compile_unet(model, config, total_steps(manifest, epochs))
+  compile_model(model, config, total_steps(manifest, epochs), pair$loss)
   build_optimizer(model)  # the training step then traces once (build_optimizer in unet.R)
   # compiled.json: the optimizer and loss this very model trains with, for the architecture stage.
   save_json(compiled_record(model), file.path(out_dir, "compiled.json"))
@@ -194,13 +208,17 @@ train <- function(config, manifest, data, out_dir) {
   epoch_times <- numeric(0)
   metric_times <- numeric(0)
   batch_size <- as.integer(config$batch_size)
-  fed <- list()  # batch_order.json: the tile ids fed, batch by batch, for the harness's batch-order check
+  # batch_order.json: the tile ids fed, batch by batch, and a digest of every sample as fed (after crop and
+  # augmentation), for the harness's batch-order check
+  fed <- list()
+  samples <- list()
   train_batch <- NULL  # make_train_step, at the first batch
   log_progress(out_dir, "phase train")
   for (epoch in seq_len(epochs) - 1L) {  # 0-based like the manifest and Python
     t <- now()
     batches <- manifest$batches[[epoch + 1L]]
     fed[[epoch + 1L]] <- list()
+    samples[[epoch + 1L]] <- list()
     for (b in seq_along(batches)) {
       positions <- batches[[b]]
       fed[[epoch + 1L]][[b]] <- as.list(manifest$train[positions + 1L])  # a list: one tile stays an array
@@ -216,6 +234,7 @@ train <- function(config, manifest, data, out_dir) {
         x <- augmented$images
         y <- augmented$masks
       }
+      samples[[epoch + 1L]][[b]] <- fed_digests(x, y)
       if (is.null(train_batch)) train_batch <- make_train_step(model, x, y)
       losses[epoch + 1L, b] <- train_batch(x, y)
       log_progress(out_dir, sprintf("epoch %d/%d batch %d/%d loss %.4f elapsed %.1fs", epoch + 1L, epochs, b,
@@ -237,7 +256,8 @@ train <- function(config, manifest, data, out_dir) {
   timings$epochs <- as.list(epoch_times)  # a list, so that one epoch still writes a JSON array
   timings$epoch_metrics <- as.list(metric_times)
   save_array(losses, file.path(out_dir, "batch_losses.npy"))
-  save_json(list(manifest_sha256 = manifest$manifest_sha256, batches = fed), file.path(out_dir, "batch_order.json"))
+  save_json(list(manifest_sha256 = manifest$manifest_sha256, batches = fed, samples = samples),
+            file.path(out_dir, "batch_order.json"))
 
   log_progress(out_dir, "phase evaluation")
   t <- now()

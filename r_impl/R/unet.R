@@ -137,14 +137,20 @@ load_unet <- function(model_path) {
   keras$models$load_model(model_path, custom_objects = reticulate::dict(bce_dice = make_loss(list(loss = "bce_dice"))))
 }
 
-#' Compile with the config's optimizer (`steps`: the training steps, for the LR schedule) and loss; returns the
-#' model.
+#' Compile with the config's optimizer (`steps`: the training steps, for the LR schedule) and `loss` (a model
+#' pair's own R loss function) or else the config's; returns the model.
 #'
 #' No compiled metrics: the metrics are counted from predictions (metrics.R), so train_on_batch and
 #' evaluate return the loss alone. jit_compile = FALSE because "auto" lets Keras choose XLA by device, and
 #' XLA fuses and reorders float operations outside op determinism: both twins must run the same graph.
-compile_unet <- function(model, config, steps) {
-  model$compile(optimizer = make_optimizer(config, steps), loss = make_loss(config), jit_compile = FALSE)
+compile_model <- function(model, config, steps, loss = NULL) {
+  if (!is.null(loss)) {
+    # A pair's R loss: a Python function named "loss", as Python's (compiled.json records the name).
+    loss <- reticulate::py_func(loss)
+    reticulate::py_set_attr(loss, "__name__", "loss")
+  }
+  model$compile(optimizer = make_optimizer(config, steps), loss = if (is.null(loss)) make_loss(config) else loss,
+                jit_compile = FALSE)
   model
 }
 
@@ -158,8 +164,8 @@ build_optimizer <- function(model) {
   model
 }
 
-#' Layer list with normalised configs, the wiring (each layer's inputs, in order) and parameter counts
-#' (architecture.json).
+#' Layer list (every operation of the graph, in its topological order) with normalised configs, the wiring (each
+#' layer's inputs, in order) and parameter counts (architecture.json).
 architecture_record <- function(model) {
   # Names of the layers whose outputs a layer's call takes, in argument order (keras_history of each input
   # tensor in the functional config): Python's _inbound_names, kept local (R has no private functions).
@@ -171,7 +177,8 @@ architecture_record <- function(model) {
   wiring <- list()
   for (cfg in model$get_config()$layers) wiring[[cfg$name]] <- as.character(inbound_names(cfg$inbound_nodes))
   layers <- list()
-  for (layer in model$layers) {
+  # operations: the layers and the keras ops calls of the graph (a pair's ops$mean is a node as a layer is).
+  for (layer in model$operations) {
     cfg <- layer$get_config()
     keys <- c("filters", "kernel_size", "strides", "padding", "activation", "pool_size", "axis", "use_bias")
     keep <- cfg[intersect(keys, names(cfg))]
@@ -180,13 +187,14 @@ architecture_record <- function(model) {
     # A Python tuple arrives as an R list; a length-1 R vector would go back as a scalar, so keep lists.
     layers[[length(layers) + 1L]] <- list(name = layer$name, class_name = layer$`__class__`$`__name__`,
                                           config = keep, inputs = as.list(wiring[[layer$name]]),
-                                          params = as.integer(layer$count_params()))
+                                          params = if (reticulate::py_has_attr(layer, "count_params"))
+                                            as.integer(layer$count_params()) else 0L)
   }
   trainable <- sum(vapply(model$trainable_weights, function(v) as.numeric(length(v$numpy())), numeric(1)))
   list(layers = layers, total_params = as.integer(model$count_params()), trainable_params = as.integer(trainable))
 }
 
-#' What compile_unet set (compiled.json): the optimizer's and the loss's class and get_config() (without their
+#' What compile_model set (compiled.json): the optimizer's and the loss's class and get_config() (without their
 #' generated name), and Keras's compile flags.
 compiled_record <- function(model) {
   record <- function(obj) {

@@ -15,7 +15,7 @@ test_that("build_unet gives Python's architecture record for the paper presets",
 
 # The compiled optimizer and loss (compiled.json) as Python records them, for the presets' optimizers, the
 # cosine schedule and the BCE + Dice loss.
-test_that("compile_unet gives Python's compiled record", {
+test_that("compile_model gives Python's compiled record", {
   py_config <- py_module("python_impl.config")
   py_unet <- py_module("python_impl.unet")
   json <- reticulate::import("json", convert = FALSE)
@@ -26,10 +26,10 @@ test_that("compile_unet gives Python's compiled record", {
     preset <- names(cases)[k]
     path <- tempfile(fileext = ".json")
     config <- load_config(preset, cases[[k]])
-    save_json(compiled_record(compile_unet(build_unet(config), config, 120L)), path)
+    save_json(compiled_record(compile_model(build_unet(config), config, 120L)), path)
     from_r <- json$loads(paste(readLines(path), collapse = "\n"))
     py_cfg <- py_config$load_config(preset, as.list(cases[[k]]))
-    from_py <- py_unet$compiled_record(py_unet$compile_unet(py_unet$build_unet(py_cfg), py_cfg, 120L))
+    from_py <- py_unet$compiled_record(py_unet$compile_model(py_unet$build_unet(py_cfg), py_cfg, 120L))
     expect_true(same(from_r, from_py), label = paste(preset, paste(cases[[k]], collapse = " ")))
   }
 })
