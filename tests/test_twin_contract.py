@@ -113,3 +113,14 @@ def test_a_renamed_r_argument_is_named(tmp_path):
     drifts = contract_drifts(r_dir)
     assert drifts == ["r_impl/R/metrics.R: confusion_counts() argument 1 is 'probs', python_impl/metrics.py has "
                       "'probabilities' (Python: probabilities, masks, threshold; R: probs, masks, threshold)"]
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "se_unet"])
+def test_a_model_pair_keeps_the_twin_contract(name):
+    """A shipped pair's model.py and model.R define the same functions with the same arguments, as the twins do."""
+    from python_impl.config import MODELS_DIR
+
+    folder = MODELS_DIR / name
+    py = dict(python_functions(folder / "model.py"))
+    r = dict(r_functions(folder)["model"])
+    assert py == r, f"parity/models/{name}: model.py {py} vs model.R {r}"
