@@ -8,7 +8,7 @@ import json
 import pytest
 
 from parity.compare import stages as compare
-from parity.mistakes import apply_mistake, load_catalog
+from parity.mistakes import load_catalog, run_catalog
 from parity.testing import describe_divergence
 
 MISTAKES, _ = load_catalog()
@@ -17,65 +17,13 @@ MISTAKES, _ = load_catalog()
 DEFAULT_TIER = ("not_permuted", "r_shuffle", "rows_reversed", "concat_swapped", "scale_255", "kernel_size_double")
 
 
-def _pair_base(mistake_base, tmp_path_factory, pair: str) -> dict:
-    """The mistakes' config with ``model = pair``, the same manifest, and its Python reference worker."""
-    from parity.run.workers import spawn_worker
-    from python_impl.config import write_config
-
-    base = tmp_path_factory.mktemp(f"mistakes-{pair}")
-    config = dict(mistake_base["config"], model=pair)
-    config.update(_pair_defaults(pair))
-    write_config(config, base / "config.json")
-    (base / "manifest.json").write_text((mistake_base["dir"] / "manifest.json").read_text())
-    res = spawn_worker("python", base / "config.json", base / "manifest.json", base / "python",
-                       timeout_s=float(config["worker_timeout_s"]))
-    assert res.ok, f"the Python reference of pair {pair} failed: {res.error}\n{res.stderr_tail}"
-    return {"dir": base, "config": config, "manifest": mistake_base["manifest"]}
-
-
-def _pair_defaults(pair: str) -> dict:
-    from python_impl.config import model_toml
-
-    return model_toml(pair)["defaults"]
-
-
-def _run_r(base: dict, name: str, r_dir=None, model_dir=None):
-    """The R worker (Rscript) with the patched twin ``r_dir`` or the patched pair folder ``model_dir``."""
-    from parity.run.workers import spawn_worker
-    from python_impl.config import write_config
-
-    out = base["dir"] / f"r-{name}"
-    config_path = base["dir"] / "config.json"
-    if model_dir is not None:  # the patched pair: a config of its own that names the copy
-        config_path = base["dir"] / f"config-{name}.json"
-        write_config(dict(base["config"], model=str(model_dir)), config_path)
-    res = spawn_worker("r-rscript", config_path, base["dir"] / "manifest.json", out,
-                       timeout_s=float(base["config"]["worker_timeout_s"]), r_dir=r_dir)
-    return res, compare.WorkerFolder(out, "r-rscript")
-
-
 @pytest.fixture(scope="module")
 def mistake_workers(mistake_base, tmp_path_factory, request) -> dict:
     """The unpatched R twin ("control") and every patched R side that a selected test needs, run two at a time
-    (one thread each, on two cores); name -> (base, spawn result, worker folder)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    wanted = {item.callspec.params["name"] for item in request.session.items
-              if getattr(item, "originalname", "") == "test_mistake_caught_at_its_stage"}
-    pairs = sorted({MISTAKES[n].pair for n in wanted if MISTAKES[n].pair})
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        bases = {None: mistake_base, **{p: f for p, f in
-                                        zip(pairs, [pool.submit(_pair_base, mistake_base, tmp_path_factory, p)
-                                                    for p in pairs])}}
-        bases = {k: (v.result() if hasattr(v, "result") else v) for k, v in bases.items()}
-        futures = {"control": pool.submit(lambda: (mistake_base, *_run_r(mistake_base, "control")))}
-        for name in sorted(wanted):
-            m = MISTAKES[name]
-            patched = apply_mistake(m, tmp_path_factory.mktemp(f"mistake-{name}") / ("R" if m.pair is None else m.pair))
-            base = bases[m.pair]
-            kwargs = {"model_dir": patched} if m.pair else {"r_dir": patched}
-            futures[name] = pool.submit(lambda b=base, n=name, k=kwargs: (b, *_run_r(b, n, **k)))
-    return {name: f.result() for name, f in futures.items()}
+    (one thread each, on two cores): name -> (base, spawn result, worker folder)."""
+    wanted = [item.callspec.params["name"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_mistake_caught_at_its_stage"]
+    return run_catalog(wanted, tmp_path_factory.mktemp("catalogue"), twin_base=mistake_base)
 
 
 def test_unpatched_twin_matches(mistake_base, mistake_workers):

@@ -24,7 +24,8 @@ def test_example_pair_parity(parity_run, pair):
     result = parity_run(model=pair, preset="smoke", impls=ALL, overrides=["epochs=2"])
     assert result.verdict.startswith("PARITY"), result.first_divergence
     forward = [s for p in result.comparison["pairs"] for s in p["stages"] if s["stage"] == "forward"]
-    assert all(s["verdict"] == "identical" and s["layers_differ"] == 0 and len(s["layers"]) > 20 for s in forward)
+    assert len(forward) == 2 and all(s["verdict"] == "identical" and s["details"]["layers_differ"] == 0
+                                     and len(s["details"]["layers"]) > 20 for s in forward), forward
 
 
 def readme_pair(folder):

@@ -116,25 +116,9 @@ def smoke_workers(smoke_run) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def mistake_base(tmp_path_factory) -> dict:
     """Config, manifest and a finished Python reference worker for the mistake fixtures' config."""
-    from parity.data import manifest as manifest_mod
-    from parity.mistakes import load_catalog
-    from parity.run.runner import check_folder, resolve_data_dir
-    from parity.run.workers import spawn_worker
-    from python_impl.config import load_config, write_config
+    from parity.mistakes import make_base
 
-    base = tmp_path_factory.mktemp("mistakes")
-    _, overrides = load_catalog()
-    config = load_config("smoke", overrides)
-    write_config(config, base / "config.json")
-    data_dir = resolve_data_dir(config, base)
-    dataset = check_folder(config, data_dir)
-    excluded = {str(k): v for k, v in dataset.excluded.items()}
-    manifest_mod.write_manifest(manifest_mod.make_manifest(config, data_dir, dataset.good, excluded),
-                                base / "manifest.json")
-    res = spawn_worker("python", base / "config.json", base / "manifest.json", base / "python",
-                       timeout_s=float(config["worker_timeout_s"]))
-    assert res.ok, f"the Python reference worker failed: {res.error}\n{res.stderr_tail}"
-    return {"dir": base, "config": config, "manifest": manifest_mod.read_manifest(base / "manifest.json")}
+    return make_base(tmp_path_factory.mktemp("mistakes"))
 
 
 @pytest.fixture(scope="session")

@@ -60,8 +60,9 @@ BROKEN = {
     "model.toml rule without default": (dict(toml="[defaults]\nwidth = 3\n[schema]\nheight = {type = \"int\"}\n"),
                                         "[schema] has a rule for height, which its [defaults] does not define"),
     "model.toml not TOML": (dict(toml="[defaults\n"), "model.toml: not valid TOML"),
-    "model.toml default breaks its rule": (dict(toml="[defaults]\nwidth = 0\n[schema]\nwidth = {type = \"int\", min = 1}\n"),
-                                           "config key width = 0: must be >= 1"),
+    "model.toml default breaks its rule": (
+        dict(toml="[defaults]\nwidth = 0\n[schema]\nwidth = {type = \"int\", min = 1}\n"),
+        "config key width = 0: must be >= 1"),
 }
 
 

@@ -233,7 +233,8 @@ def compare_fed(sa, sb, batches) -> dict | None:
                 if da is None or db is None:
                     part = f"fed {len(xa)} vs {len(xb)} samples"
                 else:
-                    part = " and ".join(p for p, k in (("image", 0), ("mask", 1)) if da[k] != db[k]) + " differs"
+                    parts = [p for p, k in (("image", 0), ("mask", 1)) if da[k] != db[k]]
+                    part = " and ".join(parts) + (" differ" if len(parts) > 1 else " differs")
                     if sorted(map(tuple, xa)) == sorted(map(tuple, xb)):
                         part += (f": the batch holds the same samples in another order (row {r + 1} holds the "
                                  f"reference's row {[tuple(x) for x in xa].index(tuple(db)) + 1})")
@@ -435,7 +436,9 @@ def compare_layers(la: list, lb: list, za, zb, ctx: Context, name_a: str, name_b
         xa = la[i] if i < len(la) else None
         xb = lb[i] if i < len(lb) else None
         present = xa or xb
-        row = {"layer": i + 1, "name": present.get("name"), "class_name": present.get("class_name")}
+        # Numbered as the architecture stage numbers them: the place in the graph, its inputs included.
+        row = {"layer": int(present.get("index", i)) + 1, "name": present.get("name"),
+               "class_name": present.get("class_name")}
         if xa is not None and xb is not None and xa.get("name") != xb.get("name"):
             row["name_" + name_b] = xb.get("name")
         if xa is None or xb is None:
@@ -443,8 +446,8 @@ def compare_layers(la: list, lb: list, za, zb, ctx: Context, name_a: str, name_b
                          "why": f"only {name_a if xa else name_b} has this layer"})
             continue
         if xa.get("class_name") != xb.get("class_name") or xa.get("shape") != xb.get("shape"):
-            rows.append({**row, "identical": False, "verdict": "differs",
-                         "why": f"{xa.get('class_name')} {xa.get('shape')} vs {xb.get('class_name')} {xb.get('shape')}"})
+            why = f"{xa.get('class_name')} {xa.get('shape')} vs {xb.get('class_name')} {xb.get('shape')}"
+            rows.append({**row, "identical": False, "verdict": "differs", "why": why})
             continue
         if xa.get("sha256") == xb.get("sha256"):
             rows.append({**row, "identical": True, "verdict": "identical", "stored": xa.get("stored")})

@@ -106,7 +106,8 @@ load_schema <- function(path = presets_path(), model = NULL) {
   defaults <- doc$defaults
   if (!is.null(model)) {
     pair <- model_toml(model)
-    clash <- sort(as.character(intersect(names(pair$defaults), c(names(defaults), CONFIG_RESOLVED_KEYS))), method = "radix")
+    clash <- as.character(intersect(names(pair$defaults), c(names(defaults), CONFIG_RESOLVED_KEYS)))
+    clash <- sort(clash, method = "radix")
     if (length(clash) > 0L) {
       config_error(sprintf("%s: key %s is also a key of %s; rename the pair's key (for example %s_%s)", pair$path,
                            clash[1], path, basename(dirname(pair$path)), clash[1]))

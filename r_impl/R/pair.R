@@ -65,9 +65,9 @@ check_probabilities <- function(probabilities, tiles_shape, where) {
   want <- c(as.integer(unlist(tiles_shape))[1:3], 1L)
   got <- dim(probabilities)
   if (!identical(as.integer(got), want)) {
-    stop(sprintf("%s: the model maps tiles (%s) to (%s); it must give (%s), the tiles' height and width (use padding = \"same\")",
-                 where, paste(unlist(tiles_shape), collapse = ", "), paste(got, collapse = ", "),
-                 paste(want, collapse = ", ")), call. = FALSE)
+    stop(sprintf(paste0("%s: the model maps tiles (%s) to (%s); it must give (%s), the tiles' height and width ",
+                        "(use padding = \"same\")"), where, paste(unlist(tiles_shape), collapse = ", "),
+                 paste(got, collapse = ", "), paste(want, collapse = ", ")), call. = FALSE)
   }
   bad <- sum(!is.finite(probabilities))
   if (bad > 0L || min(probabilities, na.rm = TRUE) < 0 || max(probabilities, na.rm = TRUE) > 1) {
