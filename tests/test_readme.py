@@ -44,6 +44,8 @@ def _command_lines() -> list[str]:
     text = _text()
     found = []
     for block in COMMAND_BLOCK.findall(text):
+        # A command continued with a trailing backslash is one command, as the shell reads it.
+        block = re.sub(r"\\[ \t]*(#[^\n]*)?\n", " ", block)
         for line in block.splitlines():
             line = line.strip()
             if line.startswith("$ "):
