@@ -81,8 +81,8 @@ def test_the_architecture_stage_names_the_wiring_and_the_optimizer(tiny_run, tmp
     layer["inputs"] = layer["inputs"][::-1]
     (swapped / "architecture.json").write_text(json.dumps(arch))
     fd = compare_pair(ref, WorkerFolder(swapped, "r"), "strict")["first_divergence"]
-    assert (fd["stage"], fd["summary"]) == ("architecture", "layer dec1_concat: inputs ['enc2_conv2', 'dec1_up'] "
-                                                            "vs ['dec1_up', 'enc2_conv2']")
+    assert (fd["stage"], fd["summary"]) == ("architecture", "layer 11 dec1_concat: inputs ['enc2_conv2', 'dec1_up'] "
+                                                            "vs ['dec1_up', 'enc2_conv2'] (layers [6, 10] vs [10, 6])")
     slower = tmp_path / "slower"
     shutil.copytree(source, slower)
     compiled = json.loads((slower / "compiled.json").read_text())
@@ -108,3 +108,80 @@ def test_a_tile_changed_after_the_manifest_is_refused_by_name(tmp_path, impl):
     assert f"1 data file(s) changed or missing since the manifest was written: mask_tiff/mask_{tile}.tif" in \
         result.error, result.error
     assert not (tmp_path / "out" / "weights_initial.npz").exists()
+
+
+def test_renamed_layers_pair_by_place(tiny_run, tmp_path):
+    """Layers renamed in the candidate (as Keras's auto-names or a user's own names may differ) still pair by their
+    place: the architecture, weights and forward stages stay identical and the architecture lists the names."""
+    import numpy as np
+
+    from parity.compare.stages import WorkerFolder, compare_pair
+
+    source = tiny_run["dir"] / "workers" / "python"
+    renamed = tmp_path / "renamed"
+    shutil.copytree(source, renamed)
+    new = {"enc1_conv1": "conv2d", "dec1_concat": "concatenate_7"}
+    arch = json.loads((renamed / "architecture.json").read_text())
+    for layer in arch["layers"]:
+        layer["name"] = new.get(layer["name"], layer["name"])
+        layer["inputs"] = [new.get(n, n) for n in layer["inputs"]]
+    (renamed / "architecture.json").write_text(json.dumps(arch))
+    for name in ("weights_initial.npz", "weights_final.npz"):
+        w = dict(np.load(renamed / name))
+        np.savez(renamed / name, **{new.get(k.split("/")[0], k.split("/")[0]) + "/" + k.split("/")[1]: v
+                                    for k, v in w.items()})
+    layers = json.loads((renamed / "forward_layers.json").read_text())
+    for layer in layers["layers"]:
+        layer["name"] = new.get(layer["name"], layer["name"])
+    (renamed / "forward_layers.json").write_text(json.dumps(layers))
+    pair = compare_pair(WorkerFolder(source, "python"), WorkerFolder(renamed, "r"), "strict")
+    verdicts = {st["stage"]: st for st in pair["stages"]}
+    for stage in ("architecture", "initial_weights", "forward", "final_weights"):
+        assert verdicts[stage]["verdict"] == "identical", verdicts[stage]
+    assert "2 layers named differently (first: layer 2 enc1_conv1 vs conv2d)" in verdicts["architecture"]["summary"]
+
+
+def test_forward_names_the_first_differing_layer(tiny_run, tmp_path):
+    """One value of one layer's output changed by 1 ULP: the forward stage names that layer, its place and class,
+    and its 1 ULP, although the model's output is the same."""
+    import numpy as np
+
+    from parity.compare.stages import WorkerFolder, compare_pair
+    from python_impl.artifacts import array_sha256
+
+    source = tiny_run["dir"] / "workers" / "python"
+    cand = tmp_path / "cand"
+    shutil.copytree(source, cand)
+    layers = json.loads((cand / "forward_layers.json").read_text())
+    target = next(x for x in layers["layers"] if x["name"] == "enc2_conv1")
+    arrays = dict(np.load(cand / "forward_layers.npz"))
+    a = arrays[target["key"]].copy()
+    flat = a.reshape(-1)
+    flat[7] = np.nextafter(flat[7], np.float32(np.inf))
+    arrays[target["key"]] = a
+    np.savez(cand / "forward_layers.npz", **arrays)
+    target["sha256"] = array_sha256(a) if target["stored"] == "full" else "0" * 64
+    (cand / "forward_layers.json").write_text(json.dumps(layers))
+    fd = compare_pair(WorkerFolder(source, "python"), WorkerFolder(cand, "r"), "strict")["first_divergence"]
+    assert fd["stage"] == "forward" and fd["location"] == f"layer {target['index'] + 1} enc2_conv1", fd
+    assert "enc2_conv1 (Conv2D): max ulp 1" in fd["summary"], fd
+
+
+def test_batch_order_names_the_row_fed_differently(tiny_run, tmp_path):
+    """Two rows of a batch swapped as fed (the same tile ids listed): the batch-order stage names the epoch, batch,
+    row and tile, and that the batch holds the same samples in another order."""
+    from parity.compare.stages import WorkerFolder, compare_pair
+
+    source = tiny_run["dir"] / "workers" / "python"
+    cand = tmp_path / "cand"
+    shutil.copytree(source, cand)
+    order = json.loads((cand / "batch_order.json").read_text())
+    batch = order["samples"][0][0]
+    assert len(batch) >= 2 and batch[0] != batch[1]
+    batch[0], batch[1] = batch[1], batch[0]
+    (cand / "batch_order.json").write_text(json.dumps(order))
+    fd = compare_pair(WorkerFolder(source, "python"), WorkerFolder(cand, "r"), "strict")["first_divergence"]
+    tile = order["batches"][0][0][0]
+    assert fd["stage"] == "batch_order" and fd["location"] == "epoch 1 batch 1 row 1", fd
+    assert fd["summary"] == (f"epoch 1 batch 1 row 1 (tile {tile}): the image and mask differ: the batch holds the "
+                             "same samples in another order (row 1 holds the reference's row 2)"), fd

@@ -2,8 +2,10 @@
 
 Real workers, real Dask worker processes, a real kill: a 2x2 smoke sweep in both languages with every cell at
 parity; a Dask worker killed mid-job (the job runs again once, the sweep completes and says so, the orphaned
-training process is gone); an unreachable --scheduler (exit 2 within seconds, nothing written); --resume after
-the sweep process was killed (only the unfinished cells run again). Usage errors run in the fast tier.
+training process is gone); the Dask workers killed after a job ended but before the harness took its folder
+(kept); an unreachable --scheduler (exit 2 within seconds, nothing written); --resume after the sweep process
+was killed (only the unfinished cells run again). Usage errors run in the fast tier. Separate hosts without a
+shared disk: parity/test_cluster.py.
 """
 
 from __future__ import annotations
@@ -213,6 +215,43 @@ def test_a_killed_dask_worker_is_resubmitted_once_and_the_sweep_says_so(tmp_path
     harness = json.loads((sweep / cell["seeds"][0]["run"] / "harness.json").read_text())
     rec = next(w for w in harness["workers"] if w["impl"] == "r-rscript")
     assert rec["resubmitted"] and rec["ok"]
+
+
+@pytest.mark.heavy
+@pytest.mark.slow
+def test_a_finished_job_is_kept_when_its_dask_worker_dies_while_the_harness_is_busy(tmp_path, local_cluster):
+    """A job's folder comes over when the job ends, not when the harness gets round to it (after another run's
+    cross-loading and report): a Dask worker or host lost meanwhile takes no finished job with it."""
+    from parity.run.executor import DaskExecutor, job_threads
+    from parity.run.runner import Printer, create_run_dir, prepare_run, worker_jobs
+    from python_impl.config import load_config
+
+    config = job_threads(load_config("smoke", ["epochs=1"]), 1)
+    run_dir = create_run_dir(tmp_path, "smoke", config)
+    harness, setups = prepare_run(run_dir, config, ["python"], 2, None, None, None, Printer(quiet=True), None)
+    jobs = worker_jobs(run_dir, harness, setups, config)
+    assert len(jobs) == 2
+
+    def task_states(dask_scheduler=None):
+        return {t.state for t in dask_scheduler.tasks.values()}
+
+    outcomes = DaskExecutor(client=local_cluster).run(jobs)
+    first = next(outcomes)  # the harness now works on this one; the other job ends meanwhile
+    deadline = time.time() + 300
+    while local_cluster.run_on_scheduler(task_states) - {"memory"}:
+        assert time.time() < deadline, "the second job did not end"
+        time.sleep(0.5)
+    time.sleep(2)
+    killed_at = time.time()
+    for pid in local_cluster.run(os.getpid).values():  # every Dask worker dies before the harness comes back
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(2)  # the scheduler and the client know by now
+    second = next(outcomes)
+    assert first.ok and second.ok, second.error
+    assert second.finished < killed_at, "the job ran again: its folder had not come over before its worker died"
+    assert second.attempts == 1 and not second.lost_workers
+    status = json.loads((second.job.out_dir / "status.json").read_text())
+    assert status["ok"] and (second.job.out_dir / "weights_final.npz").is_file()
 
 
 @pytest.mark.heavy

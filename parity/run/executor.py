@@ -8,15 +8,18 @@ same ``run(jobs, on_event) -> outcomes`` interface; ``tailings-parity run`` and 
 - ``DaskExecutor``: each job runs ``execute_job`` on a Dask worker: it writes the job's config and manifest to a
   temporary folder there, makes sure the tiles are there (synthetic tiles are re-made from their seed, byte for
   byte; real tiles must sit at the same path), runs the ordinary worker process (``spawn_worker``) and returns
-  the worker folder as a tar.gz with the ``WorkerResult``. The client unpacks it into ``workers/<key>/`` of the
-  run folder, so no shared file system is needed. A ``LocalCluster`` of worker processes is started when no
-  ``--scheduler`` is given.
+  the worker folder as a tar.gz with the ``WorkerResult``. The client fetches it as soon as the job ends and
+  unpacks it into ``workers/<key>/`` of the run folder, so no shared file system is needed. A ``LocalCluster``
+  of worker processes is started when no ``--scheduler`` is given.
 
 Reads: the config.json and manifest.json of each job's run folder. Writes: ``workers/<key>/`` (the worker
 folder, FORMATS.md "Worker output") of each job. Failure rules: a worker that fails (exit status != 0,
 time-out, missing file) is an ordinary outcome with its output tail, never retried; a job lost with its Dask
-worker (the process died) is rescheduled once by the scheduler (``distributed.scheduler.allowed-failures`` = 1
-on the LocalCluster) and its outcome says so (``attempts`` 2, ``lost_workers``); lost twice, it fails.
+worker (the process died, or its host dropped off the network: the scheduler drops a worker whose connection
+went silent within ``distributed.comm.timeouts.tcp``, 30 s) is rescheduled once by the scheduler
+(``distributed.scheduler.allowed-failures`` = 1 on the LocalCluster) and its outcome says so (``attempts`` 2,
+``lost_workers``); lost twice, it fails. A finished job whose folder went with its worker before it came over
+runs again too (Dask's own rule for lost results), and says so the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import sys
 import tarfile
 import time
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -504,6 +508,22 @@ class DaskExecutor:
         def on_log_event(event):
             inbox.put(("event", event[1]))
 
+        def fetch(fut):
+            """In Dask's callback thread, as soon as a job ends: its folder comes over and the job is released.
+            Left on its Dask worker until this client got round to it (a run's cross-loading and report take a
+            while), a finished job would go with a host that drops off the network meanwhile."""
+            try:
+                got = fut.result()  # data lost before it came: Dask runs the job again and this waits for that
+            except BaseException as exc:  # the job's failure, recorded as its outcome
+                got = exc
+            lost = 0
+            try:
+                lost = self.client.run_on_scheduler(_task_suspicious, keys=[fut.key]).get(fut.key) or 0
+                fut.release()
+            except Exception:  # the scheduler or this client is gone: the start events count the attempts
+                pass
+            inbox.put(("done", (fut.key, got, lost)))
+
         self.client.subscribe_topic(EVENTS_TOPIC, on_log_event)
         futures = {}
         left: set[str] = set()
@@ -514,7 +534,7 @@ class DaskExecutor:
                 by_task[task] = job
                 fut = self.client.submit(execute_job, job_spec(job, task, forward_progress), key=task, pure=False,
                                          priority=-i, retries=0)  # earlier jobs first: runs finish in order
-                fut.add_done_callback(lambda f: inbox.put(("done", f)))
+                fut.add_done_callback(fetch)
                 futures[task] = fut
                 left.add(task)
             while left:
@@ -539,12 +559,11 @@ class DaskExecutor:
                     elif item.get("event") == "line" and on_event:
                         on_event("line", job, item)
                     continue
-                fut = item
-                if fut.key not in left:
+                task, got, lost = item
+                if task not in left:
                     continue
-                left.discard(fut.key)
-                yield self._outcome(fut, by_task[fut.key], starts.get(fut.key, []), KilledWorker)
-                fut.release()
+                left.discard(task)
+                yield self._outcome(by_task[task], got, lost, starts.get(task, []), KilledWorker)
         finally:
             for task in left:
                 futures[task].cancel()
@@ -553,34 +572,30 @@ class DaskExecutor:
             except Exception:  # a client already closed by a lost scheduler: nothing left to unsubscribe
                 pass
 
-    def _outcome(self, fut, job: WorkerJob, starts: list[dict], killed_worker_type) -> JobOutcome:
-        """Unpack a finished job into its run folder; a job that raised becomes a failed outcome."""
-        try:
-            lost = self.client.run_on_scheduler(_task_suspicious, keys=[fut.key]).get(fut.key) or 0
-        except Exception:  # the scheduler cannot answer (gone): count the lost attempts from the start events
-            lost = max(0, len(starts) - 1)
-        lost_workers = [s.get("dask_worker") for s in starts[:-1]] if len(starts) > 1 else []
+    def _outcome(self, job: WorkerJob, got, lost: int, starts: list[dict], killed_worker_type) -> JobOutcome:
+        """Unpack a finished job (``got``: its result, or the exception it ended with) into its run folder; a job
+        that raised becomes a failed outcome. ``lost``: the Dask workers lost while it ran (the scheduler's
+        count); ``starts``: its start events, one per attempt that got to send one."""
+        attempts = max(1 + lost, len(starts), 1)
+        lost_workers = [s.get("dask_worker") for s in starts[:-1]]
+        lost_workers += [None] * (attempts - 1 - len(lost_workers))
         last = starts[-1] if starts else {}
-        if fut.status == "finished":
-            payload = fut.result()
-            unpack_folder(payload["archive"], job.out_dir)
-            r = payload["result"]
+        if isinstance(got, dict):
+            unpack_folder(got["archive"], job.out_dir)
+            r = got["result"]
             return JobOutcome(job=job, ok=bool(r["ok"]), returncode=r.get("returncode"), error=r.get("error"),
                               stderr_tail=(r.get("stderr_tail") or "")[-TAIL_CHARS:], wall_s=float(r.get("wall_s") or 0),
-                              phase=r.get("phase"), host=payload["host"], dask_worker=payload["dask_worker"],
-                              started=payload["started"], finished=payload["finished"], attempts=1 + lost,
-                              lost_workers=lost_workers or ([None] * lost))
-        exc = fut.exception() if fut.status == "error" else None
-        if isinstance(exc, killed_worker_type):
-            error = (f"lost with its Dask worker {ALLOWED_FAILURES + 1} times ({exc}); not run again: look at the "
-                     "Dask workers' memory and logs")
+                              phase=r.get("phase"), host=got["host"], dask_worker=got["dask_worker"],
+                              started=got["started"], finished=got["finished"], attempts=attempts,
+                              lost_workers=lost_workers)
+        if isinstance(got, killed_worker_type):
+            error = (f"lost with its Dask worker {ALLOWED_FAILURES + 1} times ({got}); not run again: look at the "
+                     "Dask workers' memory and logs, and whether their hosts stay on the network")
             attempts = ALLOWED_FAILURES + 1
-        elif exc is not None:
-            error = f"the job raised {type(exc).__name__}: {exc}"
-            attempts = 1 + lost
+        elif isinstance(got, CancelledError):
+            error = "the job was cancelled (the scheduler or this client went away)"
         else:
-            error = f"the job was {fut.status} (the scheduler or this client went away)"
-            attempts = 1 + lost
+            error = f"the job raised {type(got).__name__}: {got}"
         status = _failed_folder(job.impl, job.out_dir, error)
         return JobOutcome(job=job, ok=False, returncode=None, error=error, stderr_tail=status["stderr_tail"],
                           wall_s=0.0, phase=None, host=last.get("host") or "?", dask_worker=last.get("dask_worker"),

@@ -177,7 +177,8 @@ def render_markdown(doc: dict, plots: dict[str, Path]) -> str:
     resub = [(c["id"], r) for c in doc["cells"] for r in c["resubmitted"]]
     if resub:
         lines += ["## Resubmitted jobs", "",
-                  "A job whose Dask worker was lost (the process died) runs once more; these did:", ""]
+                  "A job whose Dask worker was lost (its process died, or its host dropped off the network) runs once "
+                  "more; these did:", ""]
         lines += [f"- {cid} seed {r['seed']} {r['impl']}: attempt {r['attempts']}, lost worker(s) "
                   f"{', '.join(str(w) for w in r['lost_workers'] or [])}" for cid, r in resub] + [""]
     lines += ["## Sessions", ""] + table(SESSION_HEADER, session_rows(doc))
@@ -229,8 +230,8 @@ def render_html(doc: dict, plots: dict[str, Path]) -> str:
                          f"<pre>{e(f['stderr_tail'] or '')}</pre>")
     resub = [(c["id"], r) for c in doc["cells"] for r in c["resubmitted"]]
     if resub:
-        parts.append("<h2>Resubmitted jobs</h2><p>A job whose Dask worker was lost (the process died) runs once "
-                     "more; these did:</p><ul>")
+        parts.append("<h2>Resubmitted jobs</h2><p>A job whose Dask worker was lost (its process died, or its host "
+                     "dropped off the network) runs once more; these did:</p><ul>")
         parts += [f"<li>{e(cid)} seed {r['seed']} {e(r['impl'])}: attempt {r['attempts']}, lost worker(s) "
                   f"{e(', '.join(str(w) for w in r['lost_workers'] or []))}</li>" for cid, r in resub]
         parts.append("</ul>")
