@@ -6,7 +6,7 @@ export VENV
 TP := $(VENV)/bin/tailings-parity
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast test-slow test-all test-ci doctor clean
+.PHONY: setup demo test test-fast test-slow test-all test-ci mutation doctor clean
 
 setup:
 	@bash parity/setup.sh
@@ -30,6 +30,12 @@ test-all: test test-slow
 
 test-ci: setup  # only the ci-marked tests (the real tiles)
 	$(PY) -m pytest -m ci
+
+# The mutation score of the comparison, the metrics and the config against the fast tier (parity/mutation.py: mutmut
+# in a copy of the project under /tmp, never this folder; [tool.mutmut] of pyproject.toml). Minutes; CI does not run it.
+mutation: setup
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m parity.mutation --min 0.9
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

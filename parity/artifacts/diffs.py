@@ -48,7 +48,8 @@ def array_diff(a, b) -> dict:
     b64 = b.astype(np.float64)
     delta = np.abs(a64 - b64)
     delta[both_nan] = 0.0
-    norm = float(np.linalg.norm(a64.ravel()))
+    # A NaN in the same place in both is the same value: left out of the reference's norm as out of the distance.
+    norm = float(np.linalg.norm(a64[~both_nan].ravel()))
     dist = float(np.linalg.norm((a64 - b64)[~both_nan].ravel()))
     return {
         "shape": list(a.shape), "size": int(a.size), "identical": not bool(differ.any()),
