@@ -110,6 +110,7 @@ def test_a_tile_changed_after_the_manifest_is_refused_by_name(tmp_path, impl):
     assert not (tmp_path / "out" / "weights_initial.npz").exists()
 
 
+@pytest.mark.heavy
 def test_renamed_layers_pair_by_place(tiny_run, tmp_path):
     """Layers renamed in the candidate (as Keras's auto-names or a user's own names may differ) still pair by their
     place: the architecture, weights and forward stages stay identical and the architecture lists the names."""
@@ -141,6 +142,7 @@ def test_renamed_layers_pair_by_place(tiny_run, tmp_path):
     assert "2 layers named differently (first: layer 2 enc1_conv1 vs conv2d)" in verdicts["architecture"]["summary"]
 
 
+@pytest.mark.heavy
 def test_forward_names_the_first_differing_layer(tiny_run, tmp_path):
     """One value of one layer's output changed by 1 ULP: the forward stage names that layer, its place and class,
     and its 1 ULP, although the model's output is the same."""
@@ -167,6 +169,7 @@ def test_forward_names_the_first_differing_layer(tiny_run, tmp_path):
     assert "enc2_conv1 (Conv2D): max ulp 1" in fd["summary"], fd
 
 
+@pytest.mark.heavy
 def test_batch_order_names_the_row_fed_differently(tiny_run, tmp_path):
     """Two rows of a batch swapped as fed (the same tile ids listed): the batch-order stage names the epoch, batch,
     row and tile, and that the batch holds the same samples in another order."""

@@ -57,7 +57,7 @@ def model_dir(value) -> Path:
     """The model pair folder that config ``model`` names: a pair of ``parity/models/`` by name, or a folder
     (absolute, or relative to the working folder); a ConfigError naming the value and the fix otherwise."""
     text = str(value)
-    if "/" not in text and (MODELS_DIR / text).is_dir():
+    if text and "/" not in text and (MODELS_DIR / text / "model.py").is_file():
         return MODELS_DIR / text
     if text and Path(text).is_dir():
         return Path(text).resolve()

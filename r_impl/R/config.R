@@ -62,7 +62,7 @@ shipped_pairs <- function() {
 #' relative to the working folder); a config_error naming the value and the fix otherwise.
 model_dir <- function(value) {
   text <- as.character(value)
-  if (!grepl("/", text, fixed = TRUE) && dir.exists(file.path(models_dir(), text))) {
+  if (nzchar(text) && !grepl("/", text, fixed = TRUE) && file.exists(file.path(models_dir(), text, "model.R"))) {
     return(file.path(models_dir(), text))
   }
   if (nzchar(text) && dir.exists(text)) return(normalizePath(text))
